@@ -1,0 +1,68 @@
+//! `support`: the small library behind the deep-learning playground notebooks.
+//!
+//! One flat module per concept, as in candle-nn:
+//! - [`rng`]: a seeded random generator (candle's CPU RNG cannot be seeded).
+//! - [`data`]: MNIST / CIFAR-10 readers, data root, download with SHA-256 checks, splits, loaders.
+//! - [`nn`]: parameters with PyTorch's default init, `Linear`, `Dropout`, `Sequential`, the `Model` trait.
+//! - [`optim`]: SGD and Adam exactly as `torch.optim` defines them.
+//! - [`train`]: `train_model`, `evaluate_model`, `print_overall_metrics`, `History`.
+//! - [`plot`]: PNG figures that display inline in Jupyter (evcxr).
+//!
+//! Everything returns [`Result`] (candle's error type) so notebook cells can use `?`,
+//! and the crate re-exports candle, candle-nn, plotters and image so a notebook never names a
+//! second version of them.
+//!
+//! ```no_run
+//! use support::prelude::*;
+//! let (train, val, test) = support::data::mnist_loaders(64, 42)?;
+//! # Ok::<(), support::Error>(())
+//! ```
+
+pub use candle_core as candle;
+pub use candle_core::{Device, Error, Result, Tensor};
+pub use candle_nn;
+pub use image;
+pub use plotters;
+
+pub mod data;
+#[cfg(feature = "download")]
+pub mod download;
+pub mod nn;
+pub mod optim;
+pub mod plot;
+pub mod report;
+pub mod rng;
+pub mod train;
+
+/// Everything a notebook needs, in one `use support::prelude::*;`.
+pub mod prelude {
+    pub use crate::data::{mnist_loaders, DataLoader, Dataset};
+    pub use crate::nn::{Model, Sequential};
+    pub use crate::optim::{Adam, Optimizer, Sgd};
+    pub use crate::plot::Figure;
+    pub use crate::train::{evaluate_model, print_overall_metrics, train_model, History, Loss};
+    pub use crate::{epochs, quick_mode, Device, Result, Tensor};
+}
+
+/// Builds the error that every `support` function returns for bad input: a plain message that
+/// says what happened and what to do.
+pub(crate) fn error(msg: impl Into<String>) -> Error {
+    Error::Msg(msg.into())
+}
+
+/// `true` when the environment variable `PLAYGROUND_QUICK` is set to anything but `0` or empty.
+///
+/// Quick mode is for CI and for a first look: loaders keep a small slice of each split and
+/// [`epochs`] caps every run at 2 epochs, so a notebook executes in about a minute.
+pub fn quick_mode() -> bool {
+    std::env::var("PLAYGROUND_QUICK").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// The number of epochs to run: `full` normally, at most 2 in [`quick_mode`].
+pub fn epochs(full: usize) -> usize {
+    if quick_mode() {
+        full.min(2)
+    } else {
+        full
+    }
+}

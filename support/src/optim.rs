@@ -1,0 +1,249 @@
+//! Optimisers exactly as `torch.optim` defines them.
+//!
+//! - [`Sgd`]: `torch.optim.SGD(params, lr, momentum=0, dampening=0, weight_decay=0, nesterov=False)`.
+//! - [`Adam`]: `torch.optim.Adam(params, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0)` with
+//!   *coupled* L2 weight decay (`g += weight_decay * p`), not AdamW's decoupled decay.
+//!
+//! candle-nn has SGD without momentum and AdamW only. On the CPU each parameter is updated in
+//! place in one pass (a candle in-place op, no temporary tensors); on other devices the same
+//! formulas run as tensor ops.
+
+use crate::{error, Result, Tensor};
+use candle_core::backprop::GradStore;
+use candle_core::{CpuStorage, InplaceOp2, Layout, Var};
+use std::cell::RefCell;
+
+/// What [`crate::train::train_model`] needs from an optimiser.
+pub trait Optimizer {
+    /// Applies one update from the gradients of the last `backward()`.
+    fn step(&mut self, grads: &GradStore) -> Result<()>;
+    /// The current learning rate.
+    fn learning_rate(&self) -> f64;
+    /// Changes the learning rate (for schedules).
+    fn set_learning_rate(&mut self, lr: f64);
+}
+
+/// Runs `f(param, grad)` on the CPU slices of `var` and `grad`, in place.
+struct CpuUpdate<F: FnMut(&mut [f32], &[f32])>(RefCell<F>);
+
+impl<F: FnMut(&mut [f32], &[f32])> InplaceOp2 for CpuUpdate<F> {
+    fn name(&self) -> &'static str {
+        "optimizer-update"
+    }
+    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<()> {
+        let (CpuStorage::F32(p), CpuStorage::F32(g)) = (s1, s2) else {
+            return Err(error("the optimisers update f32 parameters only"));
+        };
+        let (Some((p0, p1)), Some((g0, g1))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
+            return Err(error("optimizer update needs contiguous tensors"));
+        };
+        (self.0.borrow_mut())(&mut p[p0..p1], &g[g0..g1]);
+        Ok(())
+    }
+}
+
+/// Per-parameter state: a CPU buffer (fused path) or a tensor (device path).
+enum Slot {
+    Empty,
+    Cpu(Vec<f32>),
+    Dev(Tensor),
+}
+
+fn grad_of<'a>(grads: &'a GradStore, var: &Var) -> Option<&'a Tensor> {
+    grads.get(var.as_tensor())
+}
+
+fn use_fused(var: &Var, allowed: bool) -> bool {
+    allowed && var.device().is_cpu() && var.dtype() == candle_core::DType::F32
+}
+
+/// `torch.optim.SGD`: plain by default; `.momentum(m)`, `.nesterov(true)`, `.dampening(d)`,
+/// `.weight_decay(wd)` as in PyTorch.
+pub struct Sgd {
+    vars: Vec<Var>,
+    bufs: Vec<Slot>,
+    pub lr: f64,
+    pub momentum: f64,
+    pub dampening: f64,
+    pub weight_decay: f64,
+    pub nesterov: bool,
+    fused: bool,
+}
+
+impl Sgd {
+    /// Plain SGD with learning rate `lr` over `vars` (e.g. `model.params().vars()`).
+    pub fn new(vars: Vec<Var>, lr: f64) -> Result<Self> {
+        if !(lr > 0.0) {
+            return Err(error(format!("SGD learning rate must be positive, got {lr}")));
+        }
+        let bufs = vars.iter().map(|_| Slot::Empty).collect();
+        Ok(Sgd { vars, bufs, lr, momentum: 0.0, dampening: 0.0, weight_decay: 0.0, nesterov: false, fused: true })
+    }
+    pub fn momentum(mut self, m: f64) -> Self {
+        self.momentum = m;
+        self
+    }
+    pub fn dampening(mut self, d: f64) -> Self {
+        self.dampening = d;
+        self
+    }
+    pub fn nesterov(mut self, on: bool) -> Self {
+        self.nesterov = on;
+        self
+    }
+    pub fn weight_decay(mut self, wd: f64) -> Self {
+        self.weight_decay = wd;
+        self
+    }
+    /// `false` forces the tensor-op path that non-CPU devices use (for testing it on the CPU).
+    #[doc(hidden)]
+    pub fn fused(mut self, on: bool) -> Self {
+        self.fused = on;
+        self
+    }
+}
+
+impl Optimizer for Sgd {
+    fn step(&mut self, grads: &GradStore) -> Result<()> {
+        if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
+            return Err(error("Nesterov momentum requires a momentum > 0 and zero dampening (as in PyTorch)"));
+        }
+        let (lr, mom, damp, wd, nesterov) = (self.lr as f32, self.momentum as f32, self.dampening as f32, self.weight_decay as f32, self.nesterov);
+        for (var, slot) in self.vars.iter().zip(self.bufs.iter_mut()) {
+            let Some(g) = grad_of(grads, var) else { continue };
+            if use_fused(var, self.fused) {
+                let first = matches!(slot, Slot::Empty);
+                if first && mom != 0.0 {
+                    *slot = Slot::Cpu(vec![0.0; var.elem_count()]);
+                }
+                let mut buf = match slot { Slot::Cpu(b) => Some(b), _ => None };
+                let op = CpuUpdate(RefCell::new(|p: &mut [f32], g: &[f32]| match buf.as_deref_mut() {
+                    None => p.iter_mut().zip(g).for_each(|(p, &g)| *p -= lr * (g + wd * *p)),
+                    Some(buf) => {
+                        for ((p, &g), b) in p.iter_mut().zip(g).zip(buf.iter_mut()) {
+                            let d = g + wd * *p;
+                            *b = if first { d } else { mom * *b + (1.0 - damp) * d };
+                            *p -= lr * if nesterov { d + mom * *b } else { *b };
+                        }
+                    }
+                }));
+                var.as_tensor().inplace_op2(&g.contiguous()?, &op)?;
+            } else {
+                let p = var.as_tensor();
+                let mut d = if wd != 0.0 { (g + (p * wd as f64)?)? } else { g.clone() };
+                if mom != 0.0 {
+                    let b = match slot {
+                        Slot::Dev(b) => b.affine(mom as f64, 0.0)?.add(&d.affine((1.0 - damp) as f64, 0.0)?)?,
+                        _ => d.clone(),
+                    };
+                    d = if nesterov { d.add(&b.affine(mom as f64, 0.0)?)? } else { b.clone() };
+                    *slot = Slot::Dev(b);
+                }
+                var.set(&(p - (d * lr as f64)?)?)?;
+            }
+        }
+        Ok(())
+    }
+    fn learning_rate(&self) -> f64 {
+        self.lr
+    }
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+}
+
+/// `torch.optim.Adam` (coupled L2 weight decay; AMSGrad off).
+pub struct Adam {
+    vars: Vec<Var>,
+    m: Vec<Slot>,
+    v: Vec<Slot>,
+    t: i32,
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+    fused: bool,
+}
+
+impl Adam {
+    /// Adam with learning rate `lr` and PyTorch's defaults: betas (0.9, 0.999), eps 1e-8, no decay.
+    pub fn new(vars: Vec<Var>, lr: f64) -> Result<Self> {
+        if !(lr > 0.0) {
+            return Err(error(format!("Adam learning rate must be positive, got {lr}")));
+        }
+        let empty = || vars.iter().map(|_| Slot::Empty).collect();
+        Ok(Adam { m: empty(), v: empty(), vars, t: 0, lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, fused: true })
+    }
+    pub fn betas(mut self, beta1: f64, beta2: f64) -> Self {
+        self.beta1 = beta1;
+        self.beta2 = beta2;
+        self
+    }
+    pub fn eps(mut self, eps: f64) -> Self {
+        self.eps = eps;
+        self
+    }
+    /// Coupled L2 decay, as `torch.optim.Adam(..., weight_decay=wd)`: `g += wd * p`.
+    pub fn weight_decay(mut self, wd: f64) -> Self {
+        self.weight_decay = wd;
+        self
+    }
+    /// `false` forces the tensor-op path that non-CPU devices use (for testing it on the CPU).
+    #[doc(hidden)]
+    pub fn fused(mut self, on: bool) -> Self {
+        self.fused = on;
+        self
+    }
+}
+
+impl Optimizer for Adam {
+    fn step(&mut self, grads: &GradStore) -> Result<()> {
+        self.t += 1;
+        let (b1, b2) = (self.beta1, self.beta2);
+        let bc1 = 1.0 - b1.powi(self.t);
+        let bc2 = 1.0 - b2.powi(self.t);
+        let step_size = (self.lr / bc1) as f32;
+        let sqrt_bc2 = bc2.sqrt() as f32;
+        let (b1f, b2f, eps, wd) = (b1 as f32, b2 as f32, self.eps as f32, self.weight_decay as f32);
+        for ((var, m), v) in self.vars.iter().zip(self.m.iter_mut()).zip(self.v.iter_mut()) {
+            let Some(g) = grad_of(grads, var) else { continue };
+            if use_fused(var, self.fused) {
+                if matches!(m, Slot::Empty) {
+                    *m = Slot::Cpu(vec![0.0; var.elem_count()]);
+                    *v = Slot::Cpu(vec![0.0; var.elem_count()]);
+                }
+                let (Slot::Cpu(m), Slot::Cpu(v)) = (m, v) else { unreachable!("fused state is on the CPU") };
+                let op = CpuUpdate(RefCell::new(|p: &mut [f32], g: &[f32]| {
+                    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                        let g = g + wd * *p;
+                        *m = b1f * *m + (1.0 - b1f) * g;
+                        *v = b2f * *v + (1.0 - b2f) * g * g;
+                        *p -= step_size * *m / (v.sqrt() / sqrt_bc2 + eps);
+                    }
+                }));
+                var.as_tensor().inplace_op2(&g.contiguous()?, &op)?;
+            } else {
+                let p = var.as_tensor();
+                let g = if wd != 0.0 { (g + (p * wd as f64)?)? } else { g.clone() };
+                let (m_prev, v_prev) = match (&*m, &*v) {
+                    (Slot::Dev(m), Slot::Dev(v)) => (m.clone(), v.clone()),
+                    _ => (g.zeros_like()?, g.zeros_like()?),
+                };
+                let m_new = ((m_prev * b1)? + (&g * (1.0 - b1))?)?;
+                let v_new = ((v_prev * b2)? + (g.sqr()? * (1.0 - b2))?)?;
+                let denom = ((v_new.sqrt()? / sqrt_bc2 as f64)? + eps as f64)?;
+                var.set(&(p - ((&m_new / denom)? * step_size as f64)?)?)?;
+                *m = Slot::Dev(m_new);
+                *v = Slot::Dev(v_new);
+            }
+        }
+        Ok(())
+    }
+    fn learning_rate(&self) -> f64 {
+        self.lr
+    }
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+}

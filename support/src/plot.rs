@@ -1,0 +1,208 @@
+//! Figures as PNG images that display inline in Jupyter (evcxr) and save to files.
+//!
+//! Drawn with plotters' bitmap backend and the bundled DejaVu Sans font (registered once, so no
+//! system fonts are needed). PNG renders the same in JupyterLab, GitHub, VS Code and nbviewer.
+//! One figure per cell: evcxr sends one image per cell, so several panels are composed into
+//! one figure (see [`image_grid`]).
+
+use crate::{error, Result, Tensor};
+use plotters::prelude::*;
+use plotters::style::colors::colormaps::{ColorMap, ViridisRGB};
+use std::sync::Once;
+
+const FONT: &str = "sans-serif";
+/// matplotlib's first two colours (`tab:blue`, `tab:orange`).
+const BLUE: RGBColor = RGBColor(0x1f, 0x77, 0xb4);
+const ORANGE: RGBColor = RGBColor(0xff, 0x7f, 0x0e);
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let bytes: &'static [u8] = include_bytes!("../assets/DejaVuSans.ttf");
+        // The bundled file is a valid TrueType font; a failure here would be a packaging bug,
+        // and plotters then reports a missing font as a drawing error (no panic).
+        let _ = plotters::style::register_font(FONT, FontStyle::Normal, bytes);
+    });
+}
+
+fn draw_err(e: impl std::fmt::Display) -> crate::Error {
+    error(format!("drawing the figure failed: {e}"))
+}
+
+/// An RGB image (a rendered figure) that shows itself inline in a notebook.
+#[derive(Clone)]
+pub struct Figure {
+    pub width: u32,
+    pub height: u32,
+    /// Row-major RGB bytes.
+    pub rgb: Vec<u8>,
+}
+
+impl std::fmt::Debug for Figure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Figure({}x{})", self.width, self.height)
+    }
+}
+
+impl Figure {
+    /// Renders `draw` onto a white `width` x `height` canvas.
+    pub fn render(width: u32, height: u32, draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> Result<()>) -> Result<Figure> {
+        register_font();
+        let mut rgb = vec![255u8; (width * height * 3) as usize];
+        {
+            let root = BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area();
+            draw(&root)?;
+            root.present().map_err(draw_err)?;
+        }
+        Ok(Figure { width, height, rgb })
+    }
+
+    /// The figure encoded as PNG.
+    pub fn png(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        image::codecs::png::PngEncoder::new(&mut out)
+            .write_image(&self.rgb, self.width, self.height, image::ExtendedColorType::Rgb8)
+            .map_err(|e| error(format!("PNG encoding failed: {e}")))?;
+        Ok(out)
+    }
+
+    /// Writes the figure as a PNG file.
+    pub fn save(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
+        let path = path.as_ref();
+        std::fs::write(path, self.png()?).map_err(|e| error(format!("cannot write {}: {e}", path.display())))
+    }
+
+    /// Shows the figure inline (evcxr calls this when a cell's value is a `Figure`).
+    pub fn evcxr_display(&self) {
+        use base64::Engine;
+        match self.png() {
+            Ok(png) => println!(
+                "EVCXR_BEGIN_CONTENT image/png\n{}\nEVCXR_END_CONTENT",
+                base64::engine::general_purpose::STANDARD.encode(png)
+            ),
+            Err(e) => println!("{e}"),
+        }
+    }
+}
+
+use image::ImageEncoder;
+
+/// Training and validation loss per epoch (x = epoch index 0..N-1), legend
+/// "train loss" / "validation loss", as the original notebooks' loss plots.
+pub fn loss_curves(train: &[f64], val: &[f64]) -> Result<Figure> {
+    let all: Vec<f64> = train.iter().chain(val).copied().filter(|v| v.is_finite()).collect();
+    if all.is_empty() {
+        return Err(error("no finite loss values to plot"));
+    }
+    let (lo, hi) = all.iter().fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    let pad = ((hi - lo) * 0.05).max(1e-3);
+    let n = train.len().max(val.len()).max(2);
+    Figure::render(640, 440, |root| {
+        root.fill(&WHITE).map_err(draw_err)?;
+        let mut chart = ChartBuilder::on(root)
+            .margin(15)
+            .x_label_area_size(30)
+            .y_label_area_size(55)
+            .build_cartesian_2d(-0.5..(n as f64 - 0.5), (lo - pad)..(hi + pad))
+            .map_err(draw_err)?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .label_style((FONT, 14))
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| format!("{y:.2}"))
+            .draw()
+            .map_err(draw_err)?;
+        for (values, color, label) in [(train, BLUE, "train loss"), (val, ORANGE, "validation loss")] {
+            chart
+                .draw_series(LineSeries::new(values.iter().enumerate().map(|(i, &v)| (i as f64, v)), color.stroke_width(2)))
+                .map_err(draw_err)?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(RGBColor(0xcc, 0xcc, 0xcc))
+            .label_font((FONT, 14))
+            .draw()
+            .map_err(draw_err)?;
+        Ok(())
+    })
+}
+
+/// One image as rows of RGB colours: `(1, H, W)` or `(H, W)` through the viridis colour map
+/// (matplotlib's default, scaled to the image's own min..max like `imshow`), or `(3, H, W)` in
+/// [0, 1] as RGB.
+fn image_pixels(image: &Tensor) -> Result<(usize, usize, Vec<RGBColor>)> {
+    let img = image.to_dtype(candle_core::DType::F32)?.to_device(&candle_core::Device::Cpu)?;
+    let img = match img.rank() {
+        2 => img.unsqueeze(0)?,
+        3 => img,
+        _ => return Err(error(format!("an image must be (H, W), (1, H, W) or (3, H, W), got {:?}", image.dims()))),
+    };
+    let (c, h, w) = img.dims3()?;
+    let v = img.flatten_all()?.to_vec1::<f32>()?;
+    let px = match c {
+        1 => {
+            let (lo, hi) = v.iter().fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+            let span = if hi > lo { hi - lo } else { 1.0 };
+            v.iter().map(|&x| ViridisRGB.get_color_normalized((x - lo) / span, 0.0, 1.0)).collect()
+        }
+        3 => {
+            let q = |x: f32| (x.clamp(0.0, 1.0) * 255.0).round() as u8;
+            (0..h * w).map(|i| RGBColor(q(v[i]), q(v[h * w + i]), q(v[2 * h * w + i]))).collect()
+        }
+        _ => return Err(error(format!("an image must have 1 or 3 channels, got {c}"))),
+    };
+    Ok((h, w, px))
+}
+
+/// Several images in a grid, each with its title above it; `cols` per row, each drawn
+/// `cell` pixels wide. One figure, so a notebook cell can show them all.
+pub fn image_grid(images: &[Tensor], titles: &[String], cols: usize, cell: u32) -> Result<Figure> {
+    if images.is_empty() {
+        return Err(error("image_grid needs at least one image"));
+    }
+    if !titles.is_empty() && titles.len() != images.len() {
+        return Err(error(format!("image_grid got {} images but {} titles", images.len(), titles.len())));
+    }
+    let decoded = images.iter().map(image_pixels).collect::<Result<Vec<_>>>()?;
+    let cols = cols.clamp(1, images.len());
+    let rows = images.len().div_ceil(cols);
+    let title_h: u32 = if titles.is_empty() { 6 } else { 26 };
+    let (h0, w0) = (decoded[0].0, decoded[0].1);
+    let cell_h = (cell as f64 * h0 as f64 / w0 as f64).round() as u32;
+    let pad = 10u32;
+    let width = cols as u32 * (cell + pad) + pad;
+    let height = rows as u32 * (cell_h + title_h + pad) + pad;
+    Figure::render(width, height, |root| {
+        root.fill(&WHITE).map_err(draw_err)?;
+        for (k, (h, w, px)) in decoded.iter().enumerate() {
+            let x0 = (pad + (k % cols) as u32 * (cell + pad)) as i32;
+            let y0 = (pad + (k / cols) as u32 * (cell_h + title_h + pad) + title_h) as i32;
+            if let Some(t) = titles.get(k) {
+                let style = TextStyle::from((FONT, 15).into_font()).color(&BLACK).pos(plotters::style::text_anchor::Pos::new(
+                    plotters::style::text_anchor::HPos::Center,
+                    plotters::style::text_anchor::VPos::Bottom,
+                ));
+                root.draw_text(t, &style, (x0 + cell as i32 / 2, y0 - 4)).map_err(draw_err)?;
+            }
+            let (sx, sy) = (cell as f64 / *w as f64, cell_h as f64 / *h as f64);
+            for r in 0..*h {
+                for c in 0..*w {
+                    let (xa, ya) = (x0 + (c as f64 * sx) as i32, y0 + (r as f64 * sy) as i32);
+                    let (xb, yb) = (x0 + ((c + 1) as f64 * sx) as i32, y0 + ((r + 1) as f64 * sy) as i32);
+                    root.draw(&Rectangle::new([(xa, ya), (xb, yb)], px[r * w + c].filled())).map_err(draw_err)?;
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// One image with a title, e.g. a digit and "predicted: 7 (conf 0.997)".
+pub fn image(image: &Tensor, title: &str) -> Result<Figure> {
+    image_grid(std::slice::from_ref(image), &[title.to_string()], 1, 224)
+}

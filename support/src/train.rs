@@ -1,0 +1,183 @@
+//! The training loop and metrics of the original notebooks (`utils/ML.py`), with their exact
+//! print formats:
+//!
+//! ```text
+//!  epoch:  1, training loss: 0.501, validation loss 0.373, validation accuracy 0.897
+//!
+//! Average time per epoch: 1.314s
+//! ```
+//!
+//! and `print_overall_metrics`' three aligned lines with 5 decimals. The per-epoch time includes
+//! the validation pass, as in the original.
+
+use crate::data::DataLoader;
+use crate::nn::Model;
+use crate::optim::Optimizer;
+use crate::plot::Figure;
+use crate::{error, Result, Tensor};
+use candle_core::DType;
+use std::time::Instant;
+
+/// The loss functions of the notebooks, both with mean reduction as in PyTorch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Loss {
+    /// `nn.CrossEntropyLoss()`: log-softmax + negative log-likelihood over class logits.
+    CrossEntropy,
+    /// `nn.MSELoss()`.
+    Mse,
+}
+
+impl Loss {
+    /// The mean loss of a batch as a 0-d tensor (differentiable).
+    pub fn compute(&self, output: &Tensor, target: &Tensor) -> Result<Tensor> {
+        match self {
+            Loss::CrossEntropy => {
+                if output.rank() != 2 || target.dims() != [output.dim(0)?] {
+                    return Err(error(format!(
+                        "cross-entropy needs logits (batch, classes) and labels (batch,), got {:?} and {:?}",
+                        output.dims(),
+                        target.dims()
+                    )));
+                }
+                candle_nn::loss::cross_entropy(output, target)
+            }
+            Loss::Mse => {
+                if output.dims() != target.dims() {
+                    return Err(error(format!("MSE needs equal shapes, got {:?} and {:?}", output.dims(), target.dims())));
+                }
+                candle_nn::loss::mse(output, target)
+            }
+        }
+    }
+}
+
+/// Per-epoch record of a training run; displays as its loss curves in a notebook.
+#[derive(Clone, Debug, Default)]
+pub struct History {
+    pub train_loss: Vec<f64>,
+    pub val_loss: Vec<f64>,
+    pub val_accuracy: Vec<f64>,
+    /// Wall time of each epoch in seconds (training + validation pass).
+    pub epoch_seconds: Vec<f64>,
+}
+
+impl History {
+    /// Mean wall time per epoch in seconds (what the original prints as "Average time per epoch").
+    pub fn seconds_per_epoch(&self) -> f64 {
+        if self.epoch_seconds.is_empty() { 0.0 } else { self.epoch_seconds.iter().sum::<f64>() / self.epoch_seconds.len() as f64 }
+    }
+
+    /// The loss curves: training and validation loss per epoch (index 0..N-1).
+    pub fn plot(&self) -> Result<Figure> {
+        crate::plot::loss_curves(&self.train_loss, &self.val_loss)
+    }
+
+    /// Shows the loss curves inline (evcxr calls this when a cell's value is a `History`).
+    pub fn evcxr_display(&self) {
+        match self.plot() {
+            Ok(fig) => fig.evcxr_display(),
+            Err(e) => println!("cannot plot the history: {e}"),
+        }
+    }
+}
+
+fn check_finite(loss: f64, epoch: usize, batch: usize, lr: f64) -> Result<()> {
+    if loss.is_finite() {
+        return Ok(());
+    }
+    Err(error(format!(
+        "the training loss became {loss} at epoch {epoch}, batch {batch}: training diverged. \
+         Lower the learning rate (now {lr}) and rebuild the model: its weights are no longer finite."
+    )))
+}
+
+/// Trains `model` for `epochs` epochs, evaluating on `val` after each one, as the original
+/// `train_model`: prints one line per epoch when `verbose`, then the average time per epoch.
+/// The epoch's training loss is the sample-weighted mean over the epoch's batches.
+pub fn train_model(model: &dyn Model, train: &DataLoader, val: &DataLoader, optimizer: &mut dyn Optimizer, loss_fn: Loss, epochs: usize, verbose: bool) -> Result<History> {
+    let device = model.device();
+    let mut history = History::default();
+    let start = Instant::now();
+    for epoch in 1..=epochs {
+        let t0 = Instant::now();
+        let (mut sum, mut count) = (0.0f64, 0usize);
+        for (b, batch) in train.iter().enumerate() {
+            let (x, y) = batch?;
+            let (x, y) = (x.to_device(&device)?, y.to_device(&device)?);
+            let out = model.forward_t(&x, true)?;
+            let loss = loss_fn.compute(&out, &y)?;
+            let grads = loss.backward()?;
+            let l = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            check_finite(l, epoch, b + 1, optimizer.learning_rate())?;
+            optimizer.step(&grads)?;
+            sum += l * x.dim(0)? as f64;
+            count += x.dim(0)?;
+        }
+        let (val_loss, val_acc) = evaluate_model(model, val, loss_fn)?;
+        let train_loss = sum / count.max(1) as f64;
+        history.train_loss.push(train_loss);
+        history.val_loss.push(val_loss);
+        history.val_accuracy.push(val_acc);
+        history.epoch_seconds.push(t0.elapsed().as_secs_f64());
+        if verbose {
+            println!(" epoch: {epoch:>2}, training loss: {train_loss:.3}, validation loss {val_loss:.3}, validation accuracy {val_acc:.3}");
+        }
+    }
+    if verbose {
+        println!();
+        println!("Average time per epoch: {:.3}s", start.elapsed().as_secs_f64() / epochs.max(1) as f64);
+    }
+    Ok(history)
+}
+
+/// Sample-weighted mean loss and accuracy (fraction) of `model` in evaluation mode over `loader`.
+/// Accuracy counts the argmax of the output over dim 1 (classification losses only).
+pub fn evaluate_model(model: &dyn Model, loader: &DataLoader, loss_fn: Loss) -> Result<(f64, f64)> {
+    let device = model.device();
+    let (mut loss_sum, mut correct, mut count) = (0.0f64, 0u64, 0usize);
+    for batch in loader.iter() {
+        let (x, y) = batch?;
+        let (x, y) = (x.to_device(&device)?, y.to_device(&device)?);
+        let n = x.dim(0)?;
+        let out = model.forward_t(&x, false)?.detach();
+        let l = loss_fn.compute(&out, &y)?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        loss_sum += l * n as f64;
+        if loss_fn == Loss::CrossEntropy {
+            correct += out.argmax(1)?.eq(&y.to_dtype(DType::U32)?)?.to_dtype(DType::U32)?.sum_all()?.to_scalar::<u32>()? as u64;
+        }
+        count += n;
+    }
+    if count == 0 {
+        return Err(error("cannot evaluate on an empty data loader"));
+    }
+    Ok((loss_sum / count as f64, correct as f64 / count as f64))
+}
+
+/// Loss and accuracy on the training, validation and test sets.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Metrics {
+    pub train: (f64, f64),
+    pub val: (f64, f64),
+    pub test: (f64, f64),
+}
+
+/// Evaluates on `[train, val, test]` and prints the original's three lines:
+/// `train loss:      0.24101, accuracy: 0.93456` etc.
+pub fn print_overall_metrics(model: &dyn Model, loaders: [&DataLoader; 3], loss_fn: Loss) -> Result<Metrics> {
+    let mut out = [(0.0, 0.0); 3];
+    for (i, (label, loader)) in ["train loss:     ", "validation loss:", "test loss:      "].iter().zip(loaders).enumerate() {
+        let (l, a) = evaluate_model(model, loader, loss_fn)?;
+        println!("{label} {l:.5}, accuracy: {a:.5}");
+        out[i] = (l, a);
+    }
+    Ok(Metrics { train: out[0], val: out[1], test: out[2] })
+}
+
+/// The predicted class and its softmax probability for one image `(C, H, W)`.
+pub fn predict(model: &dyn Model, image: &Tensor) -> Result<(usize, f32)> {
+    let x = image.unsqueeze(0)?.to_device(&model.device())?;
+    let probs = candle_nn::ops::softmax(&model.forward(&x)?.squeeze(0)?, 0)?;
+    let class = probs.argmax(0)?.to_scalar::<u32>()? as usize;
+    let conf = probs.get(class)?.to_dtype(DType::F32)?.to_scalar::<f32>()?;
+    Ok((class, conf))
+}
