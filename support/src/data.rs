@@ -475,6 +475,7 @@ pub const QUICK_SIZES: (usize, usize, usize) = (4096, 1024, 1024);
 /// Prints the three sizes as the original does. In [`crate::quick_mode`] each split keeps only
 /// its first [`QUICK_SIZES`] samples.
 pub fn mnist_loaders(batch_size: usize, split_seed: u64) -> Result<(DataLoader, DataLoader, DataLoader)> {
+    crate::tune_allocator();
     let root = data_root();
     let full = load_mnist(&root, true)?;
     let test = load_mnist(&root, false)?;

@@ -26,7 +26,7 @@ fn part_path(dest: &Path) -> PathBuf {
 }
 
 fn download_to(url: &str, path: &Path) -> Result<()> {
-    eprintln!("downloading {url}");
+    println!("downloading {url}");
     let resp = agent().get(url).call().map_err(|e| error(format!("{url}: {e}")))?;
     let mut reader = resp.into_body().into_reader();
     let mut file = std::fs::File::create(path).map_err(|e| error(format!("cannot write {}: {e}", path.display())))?;

@@ -39,9 +39,33 @@ pub mod prelude {
     pub use crate::data::{mnist_loaders, DataLoader, Dataset};
     pub use crate::nn::{Model, Sequential};
     pub use crate::optim::{Adam, Optimizer, Sgd};
+    pub use crate::plot;
     pub use crate::plot::Figure;
-    pub use crate::train::{evaluate_model, print_overall_metrics, train_model, History, Loss};
+    pub use crate::train::{evaluate_model, prediction_figure, print_overall_metrics, train_model, History, Loss, Metrics};
+    pub use crate::report::Table;
     pub use crate::{epochs, quick_mode, Device, Result, Tensor};
+}
+
+/// Tunes glibc's allocator for tensor workloads; called by the entry points (model builders,
+/// data loaders, `train_model`), so notebooks never need to call it. Idempotent.
+///
+/// Every candle op allocates its output; buffers above glibc's mmap threshold (128 KiB to 32 MiB,
+/// adaptive) are `mmap`ed and unmapped again on free, so a training step pays page faults and
+/// TLB shoot-downs for each activation and gradient. Measured on the 2-core reference machine:
+/// the MNIST MLP step (batch 64) takes 21 ms with the defaults and 8.8 ms with these settings
+/// (system time 6.8 s -> 0.2 s over 300 steps). Buffers up to 32 MiB now come from the heap and
+/// are reused; the heap is trimmed only past 1 GiB of free space at its top.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| unsafe {
+            // SAFETY: mallopt only changes allocator parameters; it is safe to call at any time.
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+            libc::mallopt(libc::M_TOP_PAD, 64 << 20);
+        });
+    }
 }
 
 /// Builds the error that every `support` function returns for bad input: a plain message that

@@ -106,6 +106,30 @@ impl Params {
     }
 }
 
+/// The number inside a tensor's id (`TensorId` has no public accessor, only `Debug`).
+pub fn tensor_id(t: &Tensor) -> usize {
+    format!("{:?}", t.id()).chars().filter(char::is_ascii_digit).collect::<String>().parse().unwrap_or(0)
+}
+
+/// Makes the next tensors created by *this copy* of candle get ids above those of `vars`.
+///
+/// Why: evcxr compiles each notebook cell into its own shared object with its own copy of
+/// candle, and each copy numbers its tensors from 1. Backpropagation keys gradients by tensor
+/// id, so when a model built in one cell is trained in a later cell, the training step's
+/// intermediate tensors can reuse the ids of the model's parameters and backward mixes them up
+/// ("shape mismatch in add"). Burning ids up to the largest parameter id (creating scalar
+/// tensors, ~100 ns each) removes every overlap. [`crate::train::train_model`] calls this; call
+/// it yourself before a hand-written training loop in a notebook. Harmless outside notebooks.
+pub fn fence_tensor_ids(vars: &[Var]) -> Result<()> {
+    let max = vars.iter().map(|v| tensor_id(v.as_tensor())).max().unwrap_or(0);
+    loop {
+        let t = Tensor::new(0f32, &Device::Cpu)?;
+        if tensor_id(&t) > max {
+            return Ok(());
+        }
+    }
+}
+
 /// A trainable network: what `train_model`, `evaluate_model` and the optimisers need.
 pub trait Model {
     /// Forward pass; `train` turns dropout on (PyTorch's `model.train()` / `model.eval()`).
@@ -236,6 +260,7 @@ impl SequentialBuilder {
 
     /// As [`SequentialBuilder::build`], on `device`.
     pub fn build_on(self, seed: u64, device: &Device) -> Result<Sequential> {
+        crate::tune_allocator();
         let mut rng = Rng::new(seed);
         let mut params = Params::new();
         let mut layers = Vec::with_capacity(self.specs.len());

@@ -109,7 +109,8 @@ pub fn loss_curves(train: &[f64], val: &[f64]) -> Result<Figure> {
             .configure_mesh()
             .disable_mesh()
             .label_style((FONT, 14))
-            .x_label_formatter(&|x| format!("{x:.0}"))
+            // Epochs are integers: label only the integer ticks plotters picks.
+            .x_label_formatter(&|x| if (x - x.round()).abs() < 1e-6 { format!("{}", x.round() as i64) } else { String::new() })
             .y_label_formatter(&|y| format!("{y:.2}"))
             .draw()
             .map_err(draw_err)?;

@@ -95,6 +95,8 @@ fn check_finite(loss: f64, epoch: usize, batch: usize, lr: f64) -> Result<()> {
 /// `train_model`: prints one line per epoch when `verbose`, then the average time per epoch.
 /// The epoch's training loss is the sample-weighted mean over the epoch's batches.
 pub fn train_model(model: &dyn Model, train: &DataLoader, val: &DataLoader, optimizer: &mut dyn Optimizer, loss_fn: Loss, epochs: usize, verbose: bool) -> Result<History> {
+    crate::tune_allocator();
+    crate::nn::fence_tensor_ids(&model.params().vars())?;
     let device = model.device();
     let mut history = History::default();
     let start = Instant::now();
@@ -161,6 +163,21 @@ pub struct Metrics {
     pub test: (f64, f64),
 }
 
+impl Metrics {
+    /// Metrics from `(loss, accuracy)` pairs, e.g. the numbers printed in the original notebook.
+    pub fn new(train: (f64, f64), val: (f64, f64), test: (f64, f64)) -> Self {
+        Metrics { train, val, test }
+    }
+
+    /// Prints these metrics next to `original` (the PyTorch notebook's printed values).
+    pub fn compare(&self, original: Metrics) {
+        println!("{:<11} {:>17}   {:>17}", "", "ours loss / acc", "original loss / acc");
+        for (label, ours, orig) in [("train", self.train, original.train), ("validation", self.val, original.val), ("test", self.test, original.test)] {
+            println!("{label:<11} {:>8.5} / {:.5}   {:>8.5} / {:.5}", ours.0, ours.1, orig.0, orig.1);
+        }
+    }
+}
+
 /// Evaluates on `[train, val, test]` and prints the original's three lines:
 /// `train loss:      0.24101, accuracy: 0.93456` etc.
 pub fn print_overall_metrics(model: &dyn Model, loaders: [&DataLoader; 3], loss_fn: Loss) -> Result<Metrics> {
@@ -171,6 +188,22 @@ pub fn print_overall_metrics(model: &dyn Model, loaders: [&DataLoader; 3], loss_
         out[i] = (l, a);
     }
     Ok(Metrics { train: out[0], val: out[1], test: out[2] })
+}
+
+/// The first `n` images of `loader` in one figure, each titled as the original notebook's
+/// prediction plots: `predicted: 7 (conf 0.997)` (class and softmax probability of `model`).
+pub fn prediction_figure(model: &dyn Model, loader: &DataLoader, n: usize, cols: usize) -> Result<Figure> {
+    let (images, _) = loader.first_batch()?;
+    let n = n.min(images.dim(0)?);
+    let mut pics = Vec::with_capacity(n);
+    let mut titles = Vec::with_capacity(n);
+    for i in 0..n {
+        let img = images.get(i)?;
+        let (class, conf) = predict(model, &img)?;
+        titles.push(format!("predicted: {class} (conf {conf:.3})"));
+        pics.push(img);
+    }
+    crate::plot::image_grid(&pics, &titles, cols, 180)
 }
 
 /// The predicted class and its softmax probability for one image `(C, H, W)`.

@@ -162,3 +162,15 @@ fn save_and_load_round_trip_and_mismatches_name_the_key() {
     assert!(a.load(dir.join("junk.safetensors")).unwrap_err().to_string().contains("not a readable safetensors file"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn fence_moves_new_tensor_ids_past_the_parameters() {
+    use support::nn::{fence_tensor_ids, tensor_id};
+    let m = mlp();
+    let vars = m.params().vars();
+    let max = vars.iter().map(|v| tensor_id(v.as_tensor())).max().unwrap();
+    assert!(max > 0);
+    fence_tensor_ids(&vars).unwrap();
+    let fresh = Tensor::new(1f32, &Device::Cpu).unwrap();
+    assert!(tensor_id(&fresh) > max);
+}

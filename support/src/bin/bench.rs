@@ -1,1 +1,125 @@
-fn main() {}
+//! Training-step benchmark: candle (through `support`) against the PyTorch CPU peer, measured
+//! in the same run on the same machine.
+//!
+//!     cargo run --release -p support --bin bench            # all models this build knows
+//!     TORCH_PYTHON=/path/to/python cargo run --release -p support --bin bench
+//!
+//! The peer is `shared/bench/torch_peer.py` (override with `TORCH_PEER`); it needs `torch`. When
+//! the interpreter cannot import torch, the candle column is printed alone with a note.
+//! Protocol (same as the peer): Adam(lr 1e-3), cross-entropy, random inputs in [0, 1) and random
+//! labels, 2 warm-up steps, then the mean of 20 steps (batch <= 64) or 5 steps.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+use support::nn::{Model, Sequential};
+use support::optim::{Adam, Optimizer};
+use support::rng::Rng;
+use support::train::Loss;
+use support::{Device, Result, Tensor};
+
+struct Case {
+    name: &'static str,
+    batch: usize,
+    shape: [usize; 3],
+    build: fn() -> Result<Box<dyn Model>>,
+}
+
+fn mnist_mlp() -> Result<Box<dyn Model>> {
+    Ok(Box::new(Sequential::new("MLP").flatten().linear(784, 1024).relu().linear(1024, 10).build(0)?))
+}
+
+fn cifar_fcn() -> Result<Box<dyn Model>> {
+    Ok(Box::new(Sequential::new("FCN").flatten().linear(3072, 4000).relu().dropout(0.5).linear(4000, 10).build(0)?))
+}
+
+const CASES: &[Case] = &[
+    Case { name: "mnist_mlp", batch: 64, shape: [1, 28, 28], build: mnist_mlp },
+    Case { name: "cifar_fcn", batch: 256, shape: [3, 32, 32], build: cifar_fcn },
+];
+
+fn time_train(case: &Case) -> Result<f64> {
+    let model = (case.build)()?;
+    let mut opt = Adam::new(model.params().vars(), 1e-3)?;
+    let mut rng = Rng::new(0);
+    let [c, h, w] = case.shape;
+    let n = case.batch * c * h * w;
+    let x = Tensor::from_vec(rng.uniform_vec(n, 0.0, 1.0), (case.batch, c, h, w), &Device::Cpu)?;
+    let y = Tensor::from_vec((0..case.batch).map(|_| rng.below(10) as u32).collect::<Vec<_>>(), case.batch, &Device::Cpu)?;
+    let mut step = || -> Result<()> {
+        let loss = Loss::CrossEntropy.compute(&model.forward_t(&x, true)?, &y)?;
+        let grads = loss.backward()?;
+        opt.step(&grads)
+    };
+    for _ in 0..2 {
+        step()?;
+    }
+    let steps = if case.batch <= 64 { 20 } else { 5 };
+    let t = Instant::now();
+    for _ in 0..steps {
+        step()?;
+    }
+    Ok(t.elapsed().as_secs_f64() * 1e3 / steps as f64)
+}
+
+/// Runs the PyTorch peer and returns (header line, model -> ms per step).
+fn torch_peer() -> std::result::Result<(String, HashMap<String, f64>), String> {
+    let python = std::env::var("TORCH_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = std::env::var_os("TORCH_PEER").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/bench/torch_peer.py")
+    });
+    if !script.exists() {
+        return Err(format!("peer script {} not found (set TORCH_PEER)", script.display()));
+    }
+    let probe = Command::new(&python).args(["-c", "import torch"]).output().map_err(|e| format!("cannot run {python}: {e}"))?;
+    if !probe.status.success() {
+        return Err(format!("{python} cannot import torch (pip install torch, or set TORCH_PYTHON)"));
+    }
+    let out = Command::new(&python).arg(&script).arg("train").output().map_err(|e| format!("peer failed to start: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("peer failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut header = String::new();
+    let mut times = HashMap::new();
+    for line in text.lines() {
+        let field = |k: &str| line.split(&format!("\"{k}\": ")).nth(1).map(|r| r.split([',', '}']).next().unwrap_or("").trim_matches('"').to_string());
+        match (field("model"), field("ms_per_step")) {
+            (Some(m), Some(ms)) => {
+                times.insert(m, ms.parse::<f64>().unwrap_or(f64::NAN));
+            }
+            _ => header = line.to_string(),
+        }
+    }
+    Ok((header, times))
+}
+
+fn main() -> Result<()> {
+    support::tune_allocator();
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    println!("candle {} on CPU ({threads} threads)", "0.11.1");
+    let mut rows = Vec::new();
+    for case in CASES {
+        let ms = time_train(case)?;
+        println!("candle {:<18} batch {:>4}: {ms:8.2} ms/step", case.name, case.batch);
+        rows.push((case, ms));
+    }
+    println!("running the PyTorch peer ...");
+    let peer = torch_peer();
+    if let Ok((header, _)) = &peer {
+        println!("peer: {header}");
+    }
+    println!("\n| model | batch | candle ms | torch ms | ratio (candle/torch) |\n| --- | --- | --- | --- | --- |");
+    for (case, ms) in rows {
+        let torch = peer.as_ref().ok().and_then(|(_, t)| t.get(case.name).copied());
+        match torch {
+            Some(t) => println!("| {} | {} | {ms:.2} | {t:.2} | {:.2} |", case.name, case.batch, ms / t),
+            None => println!("| {} | {} | {ms:.2} | - | - |", case.name, case.batch),
+        }
+    }
+    if let Err(e) = peer {
+        println!("\nPyTorch peer skipped: {e}");
+    }
+    Ok(())
+}

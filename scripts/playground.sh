@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# The project's commands. Run from anywhere; everything happens in the repository.
+#
+#   bash scripts/playground.sh notebooks [NAME...]  set up, then execute the notebooks in place (the main job)
+#   bash scripts/playground.sh test                 set up, cargo test, execute every notebook in quick mode
+#   bash scripts/playground.sh setup                only install what is missing (idempotent)
+#   bash scripts/playground.sh lab                  set up and start JupyterLab on the notebooks
+#   bash scripts/playground.sh bench                training-step benchmark against the PyTorch peer
+#
+# Needs: a Rust toolchain (rustup) and Python 3.9+ with venv; conda users can create
+# environment.yml instead and run the same commands inside it.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+VENV="$ROOT/.venv"
+EVCXR_VERSION=0.22.0
+export PATH="$HOME/.cargo/bin:$PATH"
+
+# Data: $PLAYGROUND_DATA, else the team's read-only copy beside the checkout, else data/ (downloaded).
+if [ -z "${PLAYGROUND_DATA:-}" ] && [ -d "$ROOT/../shared/data/mnist" ]; then
+  export PLAYGROUND_DATA="$ROOT/../shared/data"
+fi
+
+step() { printf '\n==> %s\n' "$*"; }
+
+setup() {
+  command -v cargo >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs" >&2; exit 1; }
+  if ! command -v evcxr_jupyter >/dev/null; then
+    step "installing the evcxr Jupyter kernel (cargo install, ~8 min on 2 cores)"
+    cargo install evcxr_jupyter --version "$EVCXR_VERSION" --locked
+  fi
+  if [ -n "${CONDA_PREFIX:-}" ] && python3 -c "import nbclient, nbformat" 2>/dev/null; then
+    PY="python3"   # inside the conda environment of environment.yml
+  else
+    [ -x "$VENV/bin/python" ] || { step "creating the Python environment .venv"; python3 -m venv "$VENV"; }
+    PY="$VENV/bin/python"
+    local pkgs="nbclient nbformat ipykernel"
+    [ "${PLAYGROUND_NO_LAB:-}" = 1 ] || pkgs="$pkgs jupyterlab nbconvert"
+    # shellcheck disable=SC2086
+    if ! "$PY" -c "import nbclient, nbformat" 2>/dev/null || { [ "${PLAYGROUND_NO_LAB:-}" != 1 ] && [ ! -x "$VENV/bin/jupyter-lab" ]; }; then
+      step "installing $pkgs into .venv"
+      "$VENV/bin/pip" install --quiet $pkgs
+    fi
+  fi
+  if ! "$PY" -c "import sys; from jupyter_client.kernelspec import find_kernel_specs; sys.exit('rust' not in find_kernel_specs())"; then
+    step "registering the Rust kernel"
+    evcxr_jupyter --install
+  fi
+  mkdir -p notebooks/.evcxr_build   # evcxr's shared build folder (see notebooks/evcxr.toml)
+}
+
+notebook_list() {
+  if [ $# -gt 0 ]; then for n in "$@"; do echo "notebooks/${n%.ipynb}.ipynb"; done
+  else ls notebooks/*.ipynb; fi
+}
+
+cmd="${1:-help}"; shift || true
+case "$cmd" in
+  setup) setup ;;
+  notebooks)
+    setup
+    step "executing notebooks at full settings (see each notebook's header for its expected time)"
+    # shellcheck disable=SC2046
+    "$PY" scripts/run_notebooks.py --inplace $(notebook_list "$@")
+    "$PY" scripts/readme_tables.py
+    ;;
+  test)
+    export PLAYGROUND_NO_LAB=1
+    setup
+    step "cargo test"
+    cargo test --workspace
+    out="$(mktemp -d)"
+    step "checking that the notebook runner fails on a cell that panics or returns Err"
+    "$PY" scripts/run_notebooks.py --selftest "$out/selftest"
+    step "executing every notebook in quick mode (PLAYGROUND_QUICK=1)"
+    # shellcheck disable=SC2046
+    PLAYGROUND_QUICK=1 "$PY" scripts/run_notebooks.py --output-dir "$out" $(notebook_list)
+    ;;
+  lab)
+    setup
+    cd notebooks && exec "$(dirname "$PY")/jupyter" lab ${PLAYGROUND_LAB_ARGS:-}
+    ;;
+  bench)
+    cargo run --release -p support --bin bench
+    ;;
+  *)
+    sed -n '2,11p' "$0"; exit 1 ;;
+esac
