@@ -30,6 +30,7 @@ pub mod download;
 pub mod nn;
 pub mod optim;
 pub mod plot;
+pub mod pool;
 pub mod report;
 pub mod rng;
 pub mod train;

@@ -187,6 +187,63 @@ impl Linear {
     }
 }
 
+/// A 2-D convolution as `torch.nn.Conv2d(in, out, kernel, stride, padding)`: weight
+/// `(out, in, kh, kw)` and bias drawn `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` with
+/// `fan_in = in * kh * kw`. Padding may differ per side (`(top, bottom, left, right)`), which
+/// Inception's 1x7 / 7x1 convolutions and TF "SAME" padding need; zero padding as in PyTorch.
+#[derive(Clone, Debug)]
+pub struct Conv2d {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub kernel: (usize, usize),
+    pub stride: usize,
+    /// Zero padding (top, bottom, left, right).
+    pub padding: (usize, usize, usize, usize),
+}
+
+impl Conv2d {
+    /// A new layer registered in `params` as `<prefix>.weight` / `<prefix>.bias`, PyTorch init,
+    /// symmetric padding `padding` on every side.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(params: &mut Params, prefix: &str, in_channels: usize, out_channels: usize, kernel: (usize, usize), stride: usize, padding: usize, bias: bool, rng: &mut Rng, device: &Device) -> Result<Self> {
+        if in_channels == 0 || out_channels == 0 || kernel.0 == 0 || kernel.1 == 0 || stride == 0 {
+            return Err(error(format!("Conv2d({in_channels}, {out_channels}, kernel {kernel:?}, stride {stride}): sizes must be positive")));
+        }
+        let fan_in = in_channels * kernel.0 * kernel.1;
+        let bound = 1.0 / (fan_in as f32).sqrt();
+        let weight = params.uniform(format!("{prefix}.weight"), &[out_channels, in_channels, kernel.0, kernel.1], bound, rng, device)?;
+        let bias = if bias { Some(params.uniform(format!("{prefix}.bias"), &[out_channels], bound, rng, device)?) } else { None };
+        Ok(Conv2d { weight, bias, in_channels, out_channels, kernel, stride, padding: (padding, padding, padding, padding) })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dims = x.dims();
+        if dims.len() != 4 || dims[1] != self.in_channels {
+            return Err(error(format!(
+                "Conv2d({}, {}, kernel_size={:?}) got an input of shape {:?}: expected (N, {}, H, W)",
+                self.in_channels, self.out_channels, self.kernel, dims, self.in_channels
+            )));
+        }
+        let (t, b, l, r) = self.padding;
+        let (x, pad) = if t == b && l == r && t == l {
+            (x.clone(), t)
+        } else {
+            (x.pad_with_zeros(2, t, b)?.pad_with_zeros(3, l, r)?, 0)
+        };
+        let (h, w) = (x.dim(2)? + 2 * pad, x.dim(3)? + 2 * pad);
+        if h < self.kernel.0 || w < self.kernel.1 {
+            return Err(error(format!("Conv2d: the padded input {h}x{w} is smaller than the kernel {:?}", self.kernel)));
+        }
+        let y = x.conv2d(&self.weight, pad, self.stride, 1, 1)?;
+        match &self.bias {
+            Some(bias) => y.broadcast_add(&bias.reshape((1, self.out_channels, 1, 1))?),
+            None => Ok(y),
+        }
+    }
+}
+
 /// Inverted dropout as `torch.nn.Dropout(p)`: in training, zero each element with probability
 /// `p` and scale the rest by `1 / (1 - p)`; identity in evaluation. The mask comes from `rng`.
 pub fn dropout(x: &Tensor, p: f32, rng: &mut Rng) -> Result<Tensor> {
@@ -207,6 +264,9 @@ pub fn dropout(x: &Tensor, p: f32, rng: &mut Rng) -> Result<Tensor> {
 pub enum Layer {
     Flatten,
     Linear(Linear),
+    Conv2d(Conv2d),
+    MaxPool2d(crate::pool::Pool2d),
+    AvgPool2d(crate::pool::Pool2d),
     ReLU,
     Dropout(f32),
 }
@@ -216,6 +276,13 @@ impl std::fmt::Display for Layer {
         match self {
             Layer::Flatten => write!(f, "Flatten(start_dim=1, end_dim=-1)"),
             Layer::Linear(l) => write!(f, "Linear(in_features={}, out_features={}, bias={})", l.in_features, l.out_features, if l.bias.is_some() { "True" } else { "False" }),
+            Layer::Conv2d(c) => {
+                let (t, b, l, r) = c.padding;
+                let pad = if t == b && l == r { format!("({t}, {l})") } else { format!("({t}, {b}, {l}, {r})") };
+                write!(f, "Conv2d({}, {}, kernel_size=({}, {}), stride=({}, {}), padding={pad}{})", c.in_channels, c.out_channels, c.kernel.0, c.kernel.1, c.stride, c.stride, if c.bias.is_some() { "" } else { ", bias=False" })
+            }
+            Layer::MaxPool2d(p) => write!(f, "MaxPool2d({p}, dilation=1, ceil_mode=False)"),
+            Layer::AvgPool2d(p) => write!(f, "AvgPool2d({p})"),
             Layer::ReLU => write!(f, "ReLU()"),
             Layer::Dropout(p) => write!(f, "Dropout(p={p}, inplace=False)"),
         }
@@ -225,6 +292,9 @@ impl std::fmt::Display for Layer {
 enum Spec {
     Flatten,
     Linear(usize, usize),
+    Conv2d { cin: usize, cout: usize, k: usize, stride: usize, pad: usize },
+    MaxPool2d(crate::pool::Pool2d),
+    AvgPool2d(crate::pool::Pool2d),
     ReLU,
     Dropout(f32),
 }
@@ -242,6 +312,21 @@ impl SequentialBuilder {
     }
     pub fn linear(mut self, in_features: usize, out_features: usize) -> Self {
         self.specs.push(Spec::Linear(in_features, out_features));
+        self
+    }
+    /// `nn.Conv2d(cin, cout, kernel_size=k, stride, padding)` with a bias.
+    pub fn conv2d(mut self, cin: usize, cout: usize, k: usize, stride: usize, pad: usize) -> Self {
+        self.specs.push(Spec::Conv2d { cin, cout, k, stride, pad });
+        self
+    }
+    /// `nn.MaxPool2d(k, stride, padding)`.
+    pub fn max_pool2d(mut self, k: usize, stride: usize, pad: usize) -> Self {
+        self.specs.push(Spec::MaxPool2d(crate::pool::Pool2d::new(k, stride, pad)));
+        self
+    }
+    /// `nn.AvgPool2d(k, stride, padding)` (count_include_pad=True).
+    pub fn avg_pool2d(mut self, k: usize, stride: usize, pad: usize) -> Self {
+        self.specs.push(Spec::AvgPool2d(crate::pool::Pool2d::new(k, stride, pad)));
         self
     }
     pub fn relu(mut self) -> Self {
@@ -268,6 +353,9 @@ impl SequentialBuilder {
             layers.push(match spec {
                 Spec::Flatten => Layer::Flatten,
                 Spec::Linear(i_f, o_f) => Layer::Linear(Linear::new(&mut params, &i.to_string(), i_f, o_f, true, &mut rng, device)?),
+                Spec::Conv2d { cin, cout, k, stride, pad } => Layer::Conv2d(Conv2d::new(&mut params, &i.to_string(), cin, cout, (k, k), stride, pad, true, &mut rng, device)?),
+                Spec::MaxPool2d(p) => Layer::MaxPool2d(p),
+                Spec::AvgPool2d(p) => Layer::AvgPool2d(p),
                 Spec::ReLU => Layer::ReLU,
                 Spec::Dropout(p) => {
                     if !(0.0..1.0).contains(&p) {
@@ -317,6 +405,9 @@ impl Model for Sequential {
             x = match layer {
                 Layer::Flatten => x.flatten_from(1)?,
                 Layer::Linear(l) => l.forward(&x)?,
+                Layer::Conv2d(c) => c.forward(&x)?,
+                Layer::MaxPool2d(p) => crate::pool::max_pool2d(&x, *p)?,
+                Layer::AvgPool2d(p) => crate::pool::avg_pool2d(&x, *p)?,
                 Layer::ReLU => x.relu()?,
                 Layer::Dropout(p) if train => dropout(&x, *p, &mut self.dropout_rng.borrow_mut())?,
                 Layer::Dropout(_) => x,

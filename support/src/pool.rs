@@ -1,0 +1,235 @@
+//! 2-D pooling with PyTorch semantics, forward *and* backward, as candle custom ops (CPU).
+//!
+//! candle 0.11 pools without padding and differentiates pooling only when kernel == stride.
+//! The notebooks need `MaxPool2d(3, stride=1, padding=1)` (Inception blocks), global pools and
+//! adaptive average pooling, all trainable. Semantics follow `torch.nn.functional`:
+//! - `max_pool2d`: padding counts as -inf (never selected); the gradient goes to the first
+//!   maximum of each window in row-major order, as in PyTorch.
+//! - `avg_pool2d`: `count_include_pad=True` (PyTorch's default): the divisor counts the padded
+//!   cells inside the padded border.
+//! - `adaptive_avg_pool2d`: window `[floor(i*H/OH), ceil((i+1)*H/OH))`.
+//!
+//! `ceil_mode` is not supported (none of the notebooks uses it). Input `(N, C, H, W)` f32.
+
+use crate::{error, Result, Tensor};
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape};
+use rayon::prelude::*;
+use std::sync::Mutex;
+
+/// Kernel, stride and padding of a pooling window, per axis (height, width).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pool2d {
+    pub kernel: (usize, usize),
+    pub stride: (usize, usize),
+    pub padding: (usize, usize),
+}
+
+impl Pool2d {
+    /// Square kernel `k`, stride `s`, padding `p` (PyTorch's `MaxPool2d(k, s, p)`).
+    pub fn new(k: usize, s: usize, p: usize) -> Self {
+        Pool2d { kernel: (k, k), stride: (s, s), padding: (p, p) }
+    }
+}
+
+impl std::fmt::Display for Pool2d {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let one = |(a, b): (usize, usize)| if a == b { a.to_string() } else { format!("({a}, {b})") };
+        write!(f, "kernel_size={}, stride={}, padding={}", one(self.kernel), one(self.stride), one(self.padding))
+    }
+}
+
+/// One output position along an axis: input range `[start, end)` (clipped to the input) and
+/// the length of the window inside the padded border (the avg-pool divisor with padding).
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    start: usize,
+    end: usize,
+    padded_len: usize,
+}
+
+fn axis_spans(size: usize, k: usize, s: usize, p: usize, what: &str) -> Result<Vec<Span>> {
+    if k == 0 || s == 0 {
+        return Err(error(format!("pooling {what}: kernel and stride must be positive")));
+    }
+    if 2 * p > k {
+        return Err(error(format!("pooling {what}: padding {p} must be at most half the kernel size {k} (as in PyTorch)")));
+    }
+    if size + 2 * p < k {
+        return Err(error(format!("pooling {what}: input size {size} (+2x padding {p}) is smaller than the kernel {k}")));
+    }
+    let out = (size + 2 * p - k) / s + 1;
+    Ok((0..out)
+        .map(|o| {
+            let lo = (o * s) as isize - p as isize;
+            let hi_padded = (lo + k as isize).min((size + p) as isize);
+            Span { start: lo.max(0) as usize, end: (lo + k as isize).min(size as isize) as usize, padded_len: (hi_padded - lo) as usize }
+        })
+        .collect())
+}
+
+fn adaptive_spans(size: usize, out: usize) -> Vec<Span> {
+    (0..out)
+        .map(|o| {
+            let start = o * size / out;
+            let end = ((o + 1) * size).div_ceil(out);
+            Span { start, end, padded_len: end - start }
+        })
+        .collect()
+}
+
+fn input4<'a>(storage: &'a CpuStorage, layout: &Layout, name: &str) -> Result<(&'a [f32], [usize; 4])> {
+    let CpuStorage::F32(data) = storage else {
+        return Err(error(format!("{name}: only f32 tensors are supported")));
+    };
+    let Some((a, b)) = layout.contiguous_offsets() else {
+        return Err(error(format!("{name}: the input must be contiguous")));
+    };
+    let (n, c, h, w) = layout.shape().dims4()?;
+    Ok((&data[a..b], [n, c, h, w]))
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Max,
+    Avg,
+}
+
+/// The op: window spans per axis, and for max pooling the argmax of each output (flat index
+/// within its input plane), kept for the backward pass.
+struct PoolOp {
+    kind: Kind,
+    rows: Vec<Span>,
+    cols: Vec<Span>,
+    argmax: Mutex<Vec<u32>>,
+}
+
+impl PoolOp {
+    fn name_(&self) -> &'static str {
+        match self.kind {
+            Kind::Max => "max_pool2d",
+            Kind::Avg => "avg_pool2d",
+        }
+    }
+}
+
+impl CustomOp1 for PoolOp {
+    fn name(&self) -> &'static str {
+        self.name_()
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (x, [n, c, h, w]) = input4(storage, layout, self.name_())?;
+        let (oh, ow) = (self.rows.len(), self.cols.len());
+        let plane_out = oh * ow;
+        let mut out = vec![0f32; n * c * plane_out];
+        let mut arg = vec![0u32; if matches!(self.kind, Kind::Max) { out.len() } else { 0 }];
+        let work = |(p, (o, a)): (usize, (&mut [f32], &mut [u32]))| {
+            let xin = &x[p * h * w..(p + 1) * h * w];
+            for (i, r) in self.rows.iter().enumerate() {
+                for (j, col) in self.cols.iter().enumerate() {
+                    match self.kind {
+                        Kind::Max => {
+                            let (mut best, mut at) = (f32::NEG_INFINITY, r.start * w + col.start);
+                            for y in r.start..r.end {
+                                for xx in col.start..col.end {
+                                    let v = xin[y * w + xx];
+                                    if v > best || v.is_nan() {
+                                        best = v;
+                                        at = y * w + xx;
+                                        if v.is_nan() {
+                                            break;
+                                        }
+                                    }
+                                }
+                            }
+                            o[i * ow + j] = best;
+                            a[i * ow + j] = at as u32;
+                        }
+                        Kind::Avg => {
+                            let mut s = 0f32;
+                            for y in r.start..r.end {
+                                s += xin[y * w + col.start..y * w + col.end].iter().sum::<f32>();
+                            }
+                            o[i * ow + j] = s / (r.padded_len * col.padded_len) as f32;
+                        }
+                    }
+                }
+            }
+        };
+        match self.kind {
+            Kind::Max => out.par_chunks_mut(plane_out).zip(arg.par_chunks_mut(plane_out)).enumerate().for_each(work),
+            Kind::Avg => out.par_chunks_mut(plane_out).map(|o| (o, &mut [][..])).enumerate().for_each(work),
+        }
+        *self.argmax.lock().map_err(|_| error("pooling state poisoned"))? = arg;
+        Ok((CpuStorage::F32(out), Shape::from((n, c, oh, ow))))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        let (n, c, h, w) = arg.dims4()?;
+        let (oh, ow) = (self.rows.len(), self.cols.len());
+        let g = grad_res.to_device(&candle_core::Device::Cpu)?.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+        let mut gi = vec![0f32; n * c * h * w];
+        let argmax = self.argmax.lock().map_err(|_| error("pooling state poisoned"))?;
+        gi.par_chunks_mut(h * w).enumerate().for_each(|(p, gin)| {
+            let gout = &g[p * oh * ow..(p + 1) * oh * ow];
+            match self.kind {
+                Kind::Max => {
+                    let a = &argmax[p * oh * ow..(p + 1) * oh * ow];
+                    for (k, &v) in gout.iter().enumerate() {
+                        gin[a[k] as usize] += v;
+                    }
+                }
+                Kind::Avg => {
+                    for (i, r) in self.rows.iter().enumerate() {
+                        for (j, col) in self.cols.iter().enumerate() {
+                            let v = gout[i * ow + j] / (r.padded_len * col.padded_len) as f32;
+                            for y in r.start..r.end {
+                                gin[y * w + col.start..y * w + col.end].iter_mut().for_each(|t| *t += v);
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        Ok(Some(Tensor::from_vec(gi, (n, c, h, w), arg.device())?))
+    }
+}
+
+fn apply(x: &Tensor, kind: Kind, rows: Vec<Span>, cols: Vec<Span>) -> Result<Tensor> {
+    if !x.device().is_cpu() {
+        return Err(error("support's pooling ops run on the CPU only for now"));
+    }
+    x.contiguous()?.apply_op1(PoolOp { kind, rows, cols, argmax: Mutex::new(Vec::new()) })
+}
+
+fn dims(x: &Tensor, name: &str) -> Result<(usize, usize)> {
+    match x.dims() {
+        [_, _, h, w] => Ok((*h, *w)),
+        d => Err(error(format!("{name} needs an (N, C, H, W) input, got {d:?}"))),
+    }
+}
+
+/// `torch.nn.functional.max_pool2d(x, kernel, stride, padding)`.
+pub fn max_pool2d(x: &Tensor, cfg: Pool2d) -> Result<Tensor> {
+    let (h, w) = dims(x, "max_pool2d")?;
+    let rows = axis_spans(h, cfg.kernel.0, cfg.stride.0, cfg.padding.0, "height")?;
+    let cols = axis_spans(w, cfg.kernel.1, cfg.stride.1, cfg.padding.1, "width")?;
+    apply(x, Kind::Max, rows, cols)
+}
+
+/// `torch.nn.functional.avg_pool2d(x, kernel, stride, padding)` with `count_include_pad=True`.
+pub fn avg_pool2d(x: &Tensor, cfg: Pool2d) -> Result<Tensor> {
+    let (h, w) = dims(x, "avg_pool2d")?;
+    let rows = axis_spans(h, cfg.kernel.0, cfg.stride.0, cfg.padding.0, "height")?;
+    let cols = axis_spans(w, cfg.kernel.1, cfg.stride.1, cfg.padding.1, "width")?;
+    apply(x, Kind::Avg, rows, cols)
+}
+
+/// `torch.nn.functional.adaptive_avg_pool2d(x, (out_h, out_w))`.
+pub fn adaptive_avg_pool2d(x: &Tensor, out: (usize, usize)) -> Result<Tensor> {
+    let (h, w) = dims(x, "adaptive_avg_pool2d")?;
+    if out.0 == 0 || out.1 == 0 {
+        return Err(error("adaptive_avg_pool2d: the output size must be positive"));
+    }
+    apply(x, Kind::Avg, adaptive_spans(h, out.0), adaptive_spans(w, out.1))
+}
