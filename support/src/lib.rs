@@ -24,6 +24,7 @@ pub use candle_nn;
 pub use image;
 pub use plotters;
 
+pub mod conv;
 pub mod data;
 #[cfg(feature = "download")]
 pub mod download;

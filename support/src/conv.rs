@@ -1,0 +1,219 @@
+//! 2-D convolution on the CPU as a candle custom op: im2col + gemm forward, and a backward
+//! pass that computes the weight gradient and the input gradient with gemm as well.
+//!
+//! candle 0.11 differentiates `conv2d` through a direct-loop `conv_transpose2d` (slow, and
+//! wrong in width for strided convolutions on non-square inputs) and computes the input
+//! gradient even for the raw images. Here:
+//! - forward: per image, `out (O, OH*OW) = W (O, C*KH*KW) @ col (C*KH*KW, OH*OW)`;
+//! - backward: `dW += dOut @ col^T` and `dcol = W^T @ dOut` folded back (col2im) into `dX`;
+//!   `dX` is skipped when the input carries no gradient (the data batch of the first layer);
+//! - images are spread over the cores (rayon), one gemm per image.
+//!
+//! Zero padding is symmetric here; `nn::Conv2d` pads explicitly for asymmetric padding.
+
+use crate::{error, Result, Tensor};
+use candle_core::{CpuStorage, CustomOp2, Layout, Shape};
+use gemm::{gemm, Parallelism};
+use rayon::prelude::*;
+
+#[derive(Clone, Copy, Debug)]
+struct Geometry {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    o: usize,
+    kh: usize,
+    kw: usize,
+    oh: usize,
+    ow: usize,
+    stride: usize,
+    pad: usize,
+}
+
+impl Geometry {
+    fn ckk(&self) -> usize {
+        self.c * self.kh * self.kw
+    }
+    fn ohw(&self) -> usize {
+        self.oh * self.ow
+    }
+}
+
+/// col[(c*KH + ki)*KW + kj][oy*OW + ox] = x[c][oy*s - p + ki][ox*s - p + kj] (0 outside).
+fn im2col(x: &[f32], g: &Geometry, col: &mut [f32]) {
+    let ohw = g.ohw();
+    for c in 0..g.c {
+        for ki in 0..g.kh {
+            for kj in 0..g.kw {
+                let row = &mut col[((c * g.kh + ki) * g.kw + kj) * ohw..][..ohw];
+                for oy in 0..g.oh {
+                    let y = (oy * g.stride + ki) as isize - g.pad as isize;
+                    let dst = &mut row[oy * g.ow..(oy + 1) * g.ow];
+                    if y < 0 || y >= g.h as isize {
+                        dst.fill(0.0);
+                        continue;
+                    }
+                    let src = &x[(c * g.h + y as usize) * g.w..][..g.w];
+                    for (ox, d) in dst.iter_mut().enumerate() {
+                        let xx = (ox * g.stride + kj) as isize - g.pad as isize;
+                        *d = if xx >= 0 && xx < g.w as isize { src[xx as usize] } else { 0.0 };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: adds each column entry back into its input pixel.
+fn col2im(col: &[f32], g: &Geometry, x: &mut [f32]) {
+    let ohw = g.ohw();
+    for c in 0..g.c {
+        for ki in 0..g.kh {
+            for kj in 0..g.kw {
+                let row = &col[((c * g.kh + ki) * g.kw + kj) * ohw..][..ohw];
+                for oy in 0..g.oh {
+                    let y = (oy * g.stride + ki) as isize - g.pad as isize;
+                    if y < 0 || y >= g.h as isize {
+                        continue;
+                    }
+                    let dst = &mut x[(c * g.h + y as usize) * g.w..][..g.w];
+                    for (ox, v) in row[oy * g.ow..(oy + 1) * g.ow].iter().enumerate() {
+                        let xx = (ox * g.stride + kj) as isize - g.pad as isize;
+                        if xx >= 0 && xx < g.w as isize {
+                            dst[xx as usize] += v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `dst (m, n) = [dst +] lhs (m, k) @ rhs (k, n)`; all row-major unless strides say otherwise.
+#[allow(clippy::too_many_arguments)]
+fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, lhs: &[f32], lhs_strides: (isize, isize), rhs: &[f32], rhs_strides: (isize, isize), par: Parallelism) {
+    debug_assert!(dst.len() >= m * n);
+    // SAFETY: the slices hold at least the (m, k), (k, n), (m, n) elements addressed through the
+    // given (row, column) strides; every caller passes buffers sized from the same geometry.
+    unsafe {
+        gemm(
+            m, n, k,
+            dst.as_mut_ptr(), 1, n as isize, accumulate,
+            lhs.as_ptr(), lhs_strides.1, lhs_strides.0,
+            rhs.as_ptr(), rhs_strides.1, rhs_strides.0,
+            if accumulate { 1.0 } else { 0.0 }, 1.0,
+            false, false, false, par,
+        )
+    }
+}
+
+fn threads() -> usize {
+    rayon::current_num_threads().max(1)
+}
+
+/// gemm runs single-threaded per image when there are enough images to keep every core busy.
+fn inner_parallelism(n: usize) -> Parallelism {
+    if n >= threads() { Parallelism::None } else { Parallelism::Rayon(threads()) }
+}
+
+fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(v) = s else { return Err(error(format!("conv2d: {what} must be f32"))) };
+    let Some((a, b)) = l.contiguous_offsets() else { return Err(error(format!("conv2d: {what} must be contiguous"))) };
+    Ok(&v[a..b])
+}
+
+struct Conv2dOp {
+    stride: usize,
+    pad: usize,
+}
+
+impl Conv2dOp {
+    fn geometry(&self, x: &[usize], w: &[usize]) -> Result<Geometry> {
+        let ([n, c, h, wd], [o, c2, kh, kw]) = (<[usize; 4]>::try_from(x).map_err(|_| error("conv2d: input must be (N, C, H, W)"))?, <[usize; 4]>::try_from(w).map_err(|_| error("conv2d: weight must be (O, C, KH, KW)"))?);
+        if c != c2 {
+            return Err(error(format!("conv2d: the input has {c} channels, the weight expects {c2}")));
+        }
+        if h + 2 * self.pad < kh || wd + 2 * self.pad < kw || self.stride == 0 {
+            return Err(error(format!("conv2d: kernel {kh}x{kw} does not fit the padded input {}x{}", h + 2 * self.pad, wd + 2 * self.pad)));
+        }
+        let oh = (h + 2 * self.pad - kh) / self.stride + 1;
+        let ow = (wd + 2 * self.pad - kw) / self.stride + 1;
+        Ok(Geometry { n, c, h, w: wd, o, kh, kw, oh, ow, stride: self.stride, pad: self.pad })
+    }
+}
+
+impl CustomOp2 for Conv2dOp {
+    fn name(&self) -> &'static str {
+        "support-conv2d"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (x, wt) = (f32_slice(s1, l1, "input")?, f32_slice(s2, l2, "weight")?);
+        let g = self.geometry(l1.dims(), l2.dims())?;
+        let (ckk, ohw, img) = (g.ckk(), g.ohw(), g.c * g.h * g.w);
+        let mut out = vec![0f32; g.n * g.o * ohw];
+        let par = inner_parallelism(g.n);
+        let chunk = g.n.div_ceil(threads());
+        out.par_chunks_mut(chunk * g.o * ohw).enumerate().for_each(|(t, out)| {
+            let mut col = vec![0f32; ckk * ohw];
+            for (i, dst) in out.chunks_mut(g.o * ohw).enumerate() {
+                let b = t * chunk + i;
+                im2col(&x[b * img..(b + 1) * img], &g, &mut col);
+                matmul(g.o, ohw, ckk, dst, false, wt, (ckk as isize, 1), &col, (ohw as isize, 1), par);
+            }
+        });
+        Ok((CpuStorage::F32(out), Shape::from((g.n, g.o, g.oh, g.ow))))
+    }
+
+    fn bwd(&self, arg: &Tensor, kernel: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = self.geometry(arg.dims(), kernel.dims())?;
+        let (ckk, ohw, img) = (g.ckk(), g.ohw(), g.c * g.h * g.w);
+        let flat = |t: &Tensor| -> Result<Vec<f32>> { t.to_device(&candle_core::Device::Cpu)?.contiguous()?.flatten_all()?.to_vec1::<f32>() };
+        let (x, wt, dy) = (flat(arg)?, flat(kernel)?, flat(grad)?);
+        let need_dx = arg.track_op();
+        let par = inner_parallelism(g.n);
+        let chunk = g.n.div_ceil(threads());
+        let mut dx = vec![0f32; if need_dx { g.n * img } else { 0 }];
+        let dx_chunks: Vec<&mut [f32]> = if need_dx { dx.chunks_mut(chunk * img).collect() } else { (0..g.n.div_ceil(chunk)).map(|_| &mut [][..]).collect() };
+        let dws: Vec<Vec<f32>> = dx_chunks
+            .into_par_iter()
+            .enumerate()
+            .map(|(t, dx)| {
+                let mut col = vec![0f32; ckk * ohw];
+                let mut dcol = vec![0f32; if need_dx { ckk * ohw } else { 0 }];
+                let mut dw = vec![0f32; g.o * ckk];
+                for b in t * chunk..((t + 1) * chunk).min(g.n) {
+                    let dyb = &dy[b * g.o * ohw..(b + 1) * g.o * ohw];
+                    im2col(&x[b * img..(b + 1) * img], &g, &mut col);
+                    // dW (O, CKK) += dY (O, OHW) @ col^T (OHW, CKK)
+                    matmul(g.o, ckk, ohw, &mut dw, true, dyb, (ohw as isize, 1), &col, (1, ohw as isize), par);
+                    if need_dx {
+                        // dcol (CKK, OHW) = W^T (CKK, O) @ dY (O, OHW)
+                        matmul(ckk, ohw, g.o, &mut dcol, false, &wt, (1, ckk as isize), dyb, (ohw as isize, 1), par);
+                        let i = b - t * chunk;
+                        col2im(&dcol, &g, &mut dx[i * img..(i + 1) * img]);
+                    }
+                }
+                dw
+            })
+            .collect();
+        let mut dw = vec![0f32; g.o * ckk];
+        for part in dws {
+            dw.iter_mut().zip(part).for_each(|(a, b)| *a += b);
+        }
+        let dw = Tensor::from_vec(dw, kernel.shape(), kernel.device())?;
+        let dx = if need_dx { Some(Tensor::from_vec(dx, arg.shape(), arg.device())?) } else { None };
+        Ok((dx, Some(dw)))
+    }
+}
+
+/// `torch.nn.functional.conv2d(x, w, stride=stride, padding=pad)` (no bias, no dilation or
+/// groups) with the gemm-based forward and backward above. Falls back to candle's `conv2d` off
+/// the CPU or for non-f32 tensors.
+pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, pad: usize) -> Result<Tensor> {
+    if !x.device().is_cpu() || x.dtype() != candle_core::DType::F32 || w.dtype() != candle_core::DType::F32 {
+        return x.conv2d(w, pad, stride, 1, 1);
+    }
+    x.contiguous()?.apply_op2(&w.contiguous()?, Conv2dOp { stride, pad })
+}
