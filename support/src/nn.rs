@@ -398,20 +398,38 @@ impl Sequential {
     }
 }
 
+impl Sequential {
+    /// The output of every layer for `x`, in evaluation mode: `outputs[i]` is what layer `i`
+    /// (as numbered in the printout) returns. For visualising hidden layers and feature maps.
+    pub fn forward_all(&self, x: &Tensor) -> Result<Vec<Tensor>> {
+        let mut outs = Vec::with_capacity(self.layers.len());
+        let mut x = x.clone();
+        for layer in &self.layers {
+            x = self.apply(layer, &x, false)?;
+            outs.push(x.clone());
+        }
+        Ok(outs)
+    }
+
+    fn apply(&self, layer: &Layer, x: &Tensor, train: bool) -> Result<Tensor> {
+        Ok(match layer {
+            Layer::Flatten => x.flatten_from(1)?,
+            Layer::Linear(l) => l.forward(x)?,
+            Layer::Conv2d(c) => c.forward(x)?,
+            Layer::MaxPool2d(p) => crate::pool::max_pool2d(x, *p)?,
+            Layer::AvgPool2d(p) => crate::pool::avg_pool2d(x, *p)?,
+            Layer::ReLU => x.relu()?,
+            Layer::Dropout(p) if train => dropout(x, *p, &mut self.dropout_rng.borrow_mut())?,
+            Layer::Dropout(_) => x.clone(),
+        })
+    }
+}
+
 impl Model for Sequential {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let mut x = x.clone();
         for layer in &self.layers {
-            x = match layer {
-                Layer::Flatten => x.flatten_from(1)?,
-                Layer::Linear(l) => l.forward(&x)?,
-                Layer::Conv2d(c) => c.forward(&x)?,
-                Layer::MaxPool2d(p) => crate::pool::max_pool2d(&x, *p)?,
-                Layer::AvgPool2d(p) => crate::pool::avg_pool2d(&x, *p)?,
-                Layer::ReLU => x.relu()?,
-                Layer::Dropout(p) if train => dropout(&x, *p, &mut self.dropout_rng.borrow_mut())?,
-                Layer::Dropout(_) => x,
-            };
+            x = self.apply(layer, &x, train)?;
         }
         Ok(x)
     }

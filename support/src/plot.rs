@@ -134,9 +134,9 @@ pub fn loss_curves(train: &[f64], val: &[f64]) -> Result<Figure> {
 }
 
 /// One image as rows of RGB colours: `(1, H, W)` or `(H, W)` through the viridis colour map
-/// (matplotlib's default, scaled to the image's own min..max like `imshow`), or `(3, H, W)` in
-/// [0, 1] as RGB.
-fn image_pixels(image: &Tensor) -> Result<(usize, usize, Vec<RGBColor>)> {
+/// (matplotlib's default), scaled to `range` (`vmin`, `vmax`) or, when `None`, to the image's
+/// own min..max like `imshow`; `(3, H, W)` in [0, 1] as RGB.
+fn image_pixels(image: &Tensor, range: Option<(f32, f32)>) -> Result<(usize, usize, Vec<RGBColor>)> {
     let img = image.to_dtype(candle_core::DType::F32)?.to_device(&candle_core::Device::Cpu)?;
     let img = match img.rank() {
         2 => img.unsqueeze(0)?,
@@ -147,9 +147,9 @@ fn image_pixels(image: &Tensor) -> Result<(usize, usize, Vec<RGBColor>)> {
     let v = img.flatten_all()?.to_vec1::<f32>()?;
     let px = match c {
         1 => {
-            let (lo, hi) = v.iter().fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+            let (lo, hi) = range.unwrap_or_else(|| v.iter().fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x))));
             let span = if hi > lo { hi - lo } else { 1.0 };
-            v.iter().map(|&x| ViridisRGB.get_color_normalized((x - lo) / span, 0.0, 1.0)).collect()
+            v.iter().map(|&x| ViridisRGB.get_color_normalized(((x - lo) / span).clamp(0.0, 1.0), 0.0, 1.0)).collect()
         }
         3 => {
             let q = |x: f32| (x.clamp(0.0, 1.0) * 255.0).round() as u8;
@@ -158,6 +158,28 @@ fn image_pixels(image: &Tensor) -> Result<(usize, usize, Vec<RGBColor>)> {
         _ => return Err(error(format!("an image must have 1 or 3 channels, got {c}"))),
     };
     Ok((h, w, px))
+}
+
+type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+
+/// Draws decoded pixels into the rectangle at (x0, y0) of `w_px` x `h_px` screen pixels.
+fn draw_pixels(root: &Area<'_>, (h, w, px): &(usize, usize, Vec<RGBColor>), x0: i32, y0: i32, w_px: u32, h_px: u32) -> Result<()> {
+    let (sx, sy) = (w_px as f64 / *w as f64, h_px as f64 / *h as f64);
+    for r in 0..*h {
+        for c in 0..*w {
+            let (xa, ya) = (x0 + (c as f64 * sx) as i32, y0 + (r as f64 * sy) as i32);
+            let (xb, yb) = (x0 + ((c + 1) as f64 * sx) as i32, y0 + ((r + 1) as f64 * sy) as i32);
+            root.draw(&Rectangle::new([(xa, ya), (xb, yb)], px[r * w + c].filled())).map_err(draw_err)?;
+        }
+    }
+    Ok(())
+}
+
+fn draw_title(root: &Area<'_>, text: &str, x: i32, y: i32, centred: bool) -> Result<()> {
+    use plotters::style::text_anchor::{HPos, Pos, VPos};
+    let h = if centred { HPos::Center } else { HPos::Left };
+    let style = TextStyle::from((FONT, 15).into_font()).color(&BLACK).pos(Pos::new(h, VPos::Bottom));
+    root.draw_text(text, &style, (x, y)).map_err(draw_err)
 }
 
 /// Several images in a grid, each with its title above it; `cols` per row, each drawn
@@ -169,7 +191,7 @@ pub fn image_grid(images: &[Tensor], titles: &[String], cols: usize, cell: u32) 
     if !titles.is_empty() && titles.len() != images.len() {
         return Err(error(format!("image_grid got {} images but {} titles", images.len(), titles.len())));
     }
-    let decoded = images.iter().map(image_pixels).collect::<Result<Vec<_>>>()?;
+    let decoded = images.iter().map(|i| image_pixels(i, None)).collect::<Result<Vec<_>>>()?;
     let cols = cols.clamp(1, images.len());
     let rows = images.len().div_ceil(cols);
     let title_h: u32 = if titles.is_empty() { 6 } else { 26 };
@@ -180,24 +202,13 @@ pub fn image_grid(images: &[Tensor], titles: &[String], cols: usize, cell: u32) 
     let height = rows as u32 * (cell_h + title_h + pad) + pad;
     Figure::render(width, height, |root| {
         root.fill(&WHITE).map_err(draw_err)?;
-        for (k, (h, w, px)) in decoded.iter().enumerate() {
+        for (k, px) in decoded.iter().enumerate() {
             let x0 = (pad + (k % cols) as u32 * (cell + pad)) as i32;
             let y0 = (pad + (k / cols) as u32 * (cell_h + title_h + pad) + title_h) as i32;
             if let Some(t) = titles.get(k) {
-                let style = TextStyle::from((FONT, 15).into_font()).color(&BLACK).pos(plotters::style::text_anchor::Pos::new(
-                    plotters::style::text_anchor::HPos::Center,
-                    plotters::style::text_anchor::VPos::Bottom,
-                ));
-                root.draw_text(t, &style, (x0 + cell as i32 / 2, y0 - 4)).map_err(draw_err)?;
+                draw_title(root, t, x0 + cell as i32 / 2, y0 - 4, true)?;
             }
-            let (sx, sy) = (cell as f64 / *w as f64, cell_h as f64 / *h as f64);
-            for r in 0..*h {
-                for c in 0..*w {
-                    let (xa, ya) = (x0 + (c as f64 * sx) as i32, y0 + (r as f64 * sy) as i32);
-                    let (xb, yb) = (x0 + ((c + 1) as f64 * sx) as i32, y0 + ((r + 1) as f64 * sy) as i32);
-                    root.draw(&Rectangle::new([(xa, ya), (xb, yb)], px[r * w + c].filled())).map_err(draw_err)?;
-                }
-            }
+            draw_pixels(root, px, x0, y0, cell, cell_h)?;
         }
         Ok(())
     })
@@ -206,4 +217,127 @@ pub fn image_grid(images: &[Tensor], titles: &[String], cols: usize, cell: u32) 
 /// One image with a title, e.g. a digit and "predicted: 7 (conf 0.997)".
 pub fn image(image: &Tensor, title: &str) -> Result<Figure> {
     image_grid(std::slice::from_ref(image), &[title.to_string()], 1, 224)
+}
+
+enum PanelRow {
+    Images { title: String, images: Vec<(usize, usize, Vec<RGBColor>)>, cell: u32 },
+    Strip { title: String, pixels: (usize, usize, Vec<RGBColor>) },
+}
+
+/// A figure made of titled rows: rows of images (feature maps, kernels) and heat-map strips
+/// (hidden-layer vectors), e.g. a network's activations for one input.
+///
+/// ```no_run
+/// # use support::plot::Panels;
+/// # fn f(x: support::Tensor, maps: Vec<support::Tensor>, v: support::Tensor) -> support::Result<()> {
+/// let fig = Panels::new().row("Input", &[x], None, 64)?.row("conv1", &maps, Some((0.0, 1.0)), 64)?.strip("dense1", &v)?.render()?;
+/// # Ok(()) }
+/// ```
+#[derive(Default)]
+pub struct Panels {
+    rows: Vec<PanelRow>,
+}
+
+const PAD: u32 = 8;
+const TITLE_H: u32 = 22;
+const STRIP_H: u32 = 28;
+
+impl Panels {
+    pub fn new() -> Self {
+        Panels::default()
+    }
+
+    /// A row of images drawn `cell` pixels wide, colour range `range` (None: each image its own).
+    pub fn row(mut self, title: &str, images: &[Tensor], range: Option<(f32, f32)>, cell: u32) -> Result<Self> {
+        if images.is_empty() {
+            return Err(error(format!("panel row `{title}` has no images")));
+        }
+        let images = images.iter().map(|i| image_pixels(i, range)).collect::<Result<Vec<_>>>()?;
+        self.rows.push(PanelRow::Images { title: title.to_string(), images, cell });
+        Ok(self)
+    }
+
+    /// A one-row heat-map of a vector (any shape, flattened), scaled to its own min..max.
+    pub fn strip(mut self, title: &str, values: &Tensor) -> Result<Self> {
+        let v = values.flatten_all()?;
+        let n = v.dim(0)?;
+        let pixels = image_pixels(&v.reshape((1, 1, n))?, None)?;
+        self.rows.push(PanelRow::Strip { title: title.to_string(), pixels });
+        Ok(self)
+    }
+
+    fn row_size(row: &PanelRow) -> (u32, u32) {
+        match row {
+            PanelRow::Images { images, cell, .. } => {
+                let (h, w) = (images[0].0, images[0].1);
+                let cell_h = (*cell as f64 * h as f64 / w as f64).round() as u32;
+                (images.len() as u32 * (cell + PAD) - PAD, TITLE_H + cell_h)
+            }
+            PanelRow::Strip { pixels, .. } => ((pixels.1 as u32 * 4).clamp(240, 960), TITLE_H + STRIP_H),
+        }
+    }
+
+    /// Draws all rows, one under the other.
+    pub fn render(&self) -> Result<Figure> {
+        if self.rows.is_empty() {
+            return Err(error("a Panels figure needs at least one row"));
+        }
+        let sizes: Vec<(u32, u32)> = self.rows.iter().map(Self::row_size).collect();
+        let width = sizes.iter().map(|s| s.0).max().unwrap_or(0) + 2 * PAD;
+        let height = sizes.iter().map(|s| s.1 + PAD).sum::<u32>() + PAD;
+        Figure::render(width, height, |root| {
+            root.fill(&WHITE).map_err(draw_err)?;
+            let mut y = PAD as i32;
+            for (row, (rw, rh)) in self.rows.iter().zip(&sizes) {
+                let x0 = PAD as i32;
+                match row {
+                    PanelRow::Images { title, images, cell } => {
+                        draw_title(root, title, x0, y + TITLE_H as i32 - 4, false)?;
+                        let cell_h = rh - TITLE_H;
+                        for (k, px) in images.iter().enumerate() {
+                            draw_pixels(root, px, x0 + (k as u32 * (cell + PAD)) as i32, y + TITLE_H as i32, *cell, cell_h)?;
+                        }
+                    }
+                    PanelRow::Strip { title, pixels } => {
+                        draw_title(root, title, x0, y + TITLE_H as i32 - 4, false)?;
+                        draw_pixels(root, pixels, x0, y + TITLE_H as i32, *rw, STRIP_H)?;
+                    }
+                }
+                y += (rh + PAD) as i32;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// An image with its title beside a curve (e.g. activation maximisation: the optimised input
+/// and the loss per iteration), as one figure.
+pub fn image_and_curve(image: &Tensor, title: &str, values: &[f64], curve_label: &str) -> Result<Figure> {
+    let px = image_pixels(image, None)?;
+    let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    if finite.is_empty() {
+        return Err(error("image_and_curve: no finite values to plot"));
+    }
+    let (lo, hi) = finite.iter().fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    let pad = ((hi - lo) * 0.05).max(1e-3);
+    Figure::render(820, 360, |root| {
+        root.fill(&WHITE).map_err(draw_err)?;
+        let (left, right) = root.split_horizontally(330);
+        draw_title(&left, title, 165, 36, true)?;
+        draw_pixels(&left, &px, 25, 45, 280, 280)?;
+        let mut chart = ChartBuilder::on(&right)
+            .margin(15)
+            .x_label_area_size(30)
+            .y_label_area_size(55)
+            .build_cartesian_2d(0.0..values.len().max(2) as f64, (lo - pad)..(hi + pad))
+            .map_err(draw_err)?;
+        chart.configure_mesh().disable_mesh().label_style((FONT, 13)).draw().map_err(draw_err)?;
+        chart
+            .draw_series(LineSeries::new(values.iter().enumerate().map(|(i, &v)| (i as f64, v)), BLUE.stroke_width(2)))
+            .map_err(draw_err)?
+            .label(curve_label)
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+        chart.configure_series_labels().position(SeriesLabelPosition::UpperRight).background_style(WHITE.mix(0.8)).border_style(RGBColor(0xcc, 0xcc, 0xcc)).label_font((FONT, 13)).draw().map_err(draw_err)?;
+        Ok(())
+    })
 }

@@ -214,3 +214,74 @@ pub fn predict(model: &dyn Model, image: &Tensor) -> Result<(usize, f32)> {
     let conf = probs.get(class)?.to_dtype(DType::F32)?.to_scalar::<f32>()?;
     Ok((class, conf))
 }
+
+/// Anisotropic total variation of `(N, C, H, W)` images: the sum of absolute differences between
+/// vertical neighbours plus those between horizontal neighbours (as the original notebook).
+pub fn total_variation(x: &Tensor) -> Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    let dv = (x.narrow(2, 1, h - 1)? - x.narrow(2, 0, h - 1)?)?.abs()?.sum_all()?;
+    let dh = (x.narrow(3, 1, w - 1)? - x.narrow(3, 0, w - 1)?)?.abs()?.sum_all()?;
+    dv + dh
+}
+
+/// The result of [`activation_maximization`].
+#[derive(Clone, Debug)]
+pub struct Maximized {
+    /// The class whose logit was maximised.
+    pub class: usize,
+    /// The optimised input, `(C, H, W)`.
+    pub image: Tensor,
+    /// Loss at each iteration (before that iteration's update).
+    pub losses: Vec<f64>,
+    /// The model's prediction and softmax confidence for the final image.
+    pub predicted: usize,
+    pub confidence: f32,
+}
+
+impl Maximized {
+    /// The image titled `class, predicted, confidence` next to its loss curve.
+    pub fn figure(&self) -> Result<Figure> {
+        crate::plot::image_and_curve(&self.image, &format!("{}, {}, {:.3}", self.class, self.predicted, self.confidence), &self.losses, "loss")
+    }
+
+    pub fn evcxr_display(&self) {
+        match self.figure() {
+            Ok(f) => f.evcxr_display(),
+            Err(e) => println!("cannot draw: {e}"),
+        }
+    }
+}
+
+/// Activation maximisation: starting from uniform noise in [0, 1) (seeded), optimise an input
+/// of shape `shape` with Adam(`lr`) for `steps` iterations to maximise the logit of `class`,
+/// with loss `-logit[class] + tv_weight * TV(x)` ([`total_variation`]). The model is in
+/// evaluation mode and its weights are not changed; the image is not clamped (as the original).
+pub fn activation_maximization(model: &dyn Model, class: usize, shape: (usize, usize, usize), steps: usize, lr: f64, tv_weight: f64, seed: u64) -> Result<Maximized> {
+    crate::nn::fence_tensor_ids(&model.params().vars())?;
+    let device = model.device();
+    let (c, h, w) = shape;
+    let mut rng = crate::rng::Rng::new(seed);
+    let x = candle_core::Var::from_tensor(&Tensor::from_vec(rng.uniform_vec(c * h * w, 0.0, 1.0), (1, c, h, w), &device)?)?;
+    let mut opt = crate::optim::Adam::new(vec![x.clone()], lr)?;
+    let mut losses = Vec::with_capacity(steps);
+    for step in 0..steps {
+        let logits = model.forward_t(x.as_tensor(), false)?;
+        if class >= logits.dim(1)? {
+            return Err(error(format!("class {class} is out of range: the model has {} outputs", logits.dim(1)?)));
+        }
+        let loss = ((logits.get(0)?.get(class)? * -1.0)? + (total_variation(x.as_tensor())? * tv_weight)?)?;
+        let l = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        check_finite(l, 1, step + 1, lr)?;
+        losses.push(l);
+        // Only the image is optimised: gradients of the weights are computed but never applied.
+        optimizer_step(&mut opt, &loss)?;
+    }
+    let image = x.as_tensor().detach().squeeze(0)?;
+    let (predicted, confidence) = predict(model, &image)?;
+    Ok(Maximized { class, image, losses, predicted, confidence })
+}
+
+fn optimizer_step(opt: &mut dyn Optimizer, loss: &Tensor) -> Result<()> {
+    let grads = loss.backward()?;
+    opt.step(&grads)
+}

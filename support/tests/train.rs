@@ -88,3 +88,70 @@ fn metrics_and_tables() {
     assert!(t.push(vec!["1".into()]).is_err());
     assert_eq!(t.to_markdown(), "| a | b |\n| --- | --- |\n| 1 | 2 |");
 }
+
+#[test]
+fn total_variation_by_hand() {
+    use support::candle::{Device, Tensor};
+    // [[1, 2], [4, 8]]: vertical |4-1| + |8-2| = 9, horizontal |2-1| + |8-4| = 5.
+    let x = Tensor::from_slice(&[1f32, 2., 4., 8.], (1, 1, 2, 2), &Device::Cpu).unwrap();
+    assert_eq!(support::train::total_variation(&x).unwrap().to_scalar::<f32>().unwrap(), 14.0);
+}
+
+#[test]
+fn activation_maximization_raises_the_class_logit_and_leaves_the_model_alone() {
+    let (train, val) = mnist_slice(2048, 256);
+    let model = Sequential::new("LeNet5")
+        .conv2d(1, 6, 5, 1, 2).relu().max_pool2d(2, 2, 0).conv2d(6, 16, 5, 1, 0).relu().max_pool2d(2, 2, 0)
+        .flatten().linear(400, 120).linear(120, 84).linear(84, 10)
+        .build(0).unwrap();
+    let mut opt = Adam::new(model.params().vars(), 1e-3).unwrap();
+    train_model(&model, &train, &val, &mut opt, Loss::CrossEntropy, 1, false).unwrap();
+    let before: Vec<f32> = model.params().named()[0].1.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+    // Without the TV term the logit of 3 climbs from ~0 to tens (with LeNet's linear dense stack,
+    // other logits climb too: the prediction is reported, not forced).
+    let m = support::train::activation_maximization(&model, 3, (1, 28, 28), 100, 5e-2, 0.0, 0).unwrap();
+    assert_eq!(m.losses.len(), 100);
+    assert!(m.losses[99] < m.losses[0] - 1.0, "loss {} -> {}", m.losses[0], m.losses[99]);
+    let logits = model.forward(&m.image.unsqueeze(0).unwrap()).unwrap().to_vec2::<f32>().unwrap()[0].clone();
+    assert!(logits[3] > -m.losses[0] as f32 + 20.0, "logit of 3: {} (start {})", logits[3], -m.losses[0]);
+    let argmax = (0..10).max_by(|&a, &b| logits[a].total_cmp(&logits[b])).unwrap();
+    assert_eq!(m.predicted, argmax);
+    // The TV term makes the image smoother.
+    let smooth = support::train::activation_maximization(&model, 3, (1, 28, 28), 100, 5e-2, 0.2, 0).unwrap();
+    let tv = |t: &support::Tensor| support::train::total_variation(&t.unsqueeze(0).unwrap()).unwrap().to_scalar::<f32>().unwrap();
+    assert!(tv(&smooth.image) < 0.5 * tv(&m.image), "TV {} vs {}", tv(&smooth.image), tv(&m.image));
+    assert_eq!(m.image.dims(), [1, 28, 28]);
+    let after: Vec<f32> = model.params().named()[0].1.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+    assert_eq!(before, after);
+    let fig = m.figure().unwrap();
+    assert_eq!((fig.width, fig.height), (820, 360));
+    assert!(support::train::activation_maximization(&model, 12, (1, 28, 28), 1, 1e-2, 0.2, 0).unwrap_err().to_string().contains("out of range"));
+}
+
+#[test]
+fn feature_maps_and_panels() {
+    use support::candle::{DType, Device, Tensor};
+    let model = Sequential::new("LeNet5")
+        .conv2d(1, 6, 5, 1, 2).relu().max_pool2d(2, 2, 0).conv2d(6, 16, 5, 1, 0).relu().max_pool2d(2, 2, 0)
+        .flatten().linear(400, 120).linear(120, 84).linear(84, 10)
+        .build(0).unwrap();
+    let x = Tensor::rand(0f32, 1., (2, 1, 28, 28), &Device::Cpu).unwrap();
+    let outs = model.forward_all(&x).unwrap();
+    let dims: Vec<Vec<usize>> = outs.iter().map(|t| t.dims().to_vec()).collect();
+    assert_eq!(dims[1], [2, 6, 28, 28]);
+    assert_eq!(dims[2], [2, 6, 14, 14]);
+    assert_eq!(dims[5], [2, 16, 5, 5]);
+    assert_eq!(dims[7], [2, 120]);
+    assert_eq!(outs[9].to_vec2::<f32>().unwrap(), model.forward(&x).unwrap().to_vec2::<f32>().unwrap());
+    let maps: Vec<Tensor> = (0..6).map(|i| outs[1].get(0).unwrap().get(i).unwrap()).collect();
+    let fig = support::plot::Panels::new()
+        .row("Input", &[x.get(0).unwrap()], None, 56).unwrap()
+        .row("conv1", &maps, Some((0.0, 1.0)), 56).unwrap()
+        .strip("dense1", &outs[7].get(0).unwrap()).unwrap()
+        .render().unwrap();
+    // The widest row is the 120-unit strip, drawn 4 px per unit.
+    assert_eq!(fig.width, 120 * 4 + 16);
+    assert!(support::plot::Panels::new().render().is_err());
+    assert!(support::plot::Panels::new().row("empty", &[], None, 10).is_err());
+    let _ = DType::F32;
+}
