@@ -411,6 +411,26 @@ impl Sequential {
         Ok(outs)
     }
 
+    /// A figure of the hidden layers for one image `(C, H, W)`: the input, then for each
+    /// `(layer index, title)` the output of that layer: a row of feature maps (drawn with the
+    /// colour range `range`, or each map its own when `None`) for convolutional outputs, a
+    /// heat-map strip for vectors.
+    pub fn hidden_layers_figure(&self, image: &Tensor, layers: &[(usize, &str)], range: Option<(f32, f32)>, cell: u32) -> Result<crate::plot::Figure> {
+        let outs = self.forward_all(&image.unsqueeze(0)?)?;
+        let mut panels = crate::plot::Panels::new().row("Input", std::slice::from_ref(image), None, cell)?;
+        for &(i, title) in layers {
+            let out = outs.get(i).ok_or_else(|| error(format!("the model has {} layers, there is no layer {i}", outs.len())))?.get(0)?;
+            panels = match out.rank() {
+                3 => {
+                    let maps: Vec<Tensor> = (0..out.dim(0)?).map(|c| out.get(c)).collect::<Result<_>>()?;
+                    panels.row(title, &maps, range, cell)?
+                }
+                _ => panels.strip(title, &out)?,
+            };
+        }
+        panels.render()
+    }
+
     fn apply(&self, layer: &Layer, x: &Tensor, train: bool) -> Result<Tensor> {
         Ok(match layer {
             Layer::Flatten => x.flatten_from(1)?,

@@ -331,7 +331,14 @@ pub fn image_and_curve(image: &Tensor, title: &str, values: &[f64], curve_label:
             .y_label_area_size(55)
             .build_cartesian_2d(0.0..values.len().max(2) as f64, (lo - pad)..(hi + pad))
             .map_err(draw_err)?;
-        chart.configure_mesh().disable_mesh().label_style((FONT, 13)).draw().map_err(draw_err)?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .label_style((FONT, 13))
+            .x_label_formatter(&|x| format!("{}", x.round() as i64))
+            .y_label_formatter(&|y| format!("{y:.0}"))
+            .draw()
+            .map_err(draw_err)?;
         chart
             .draw_series(LineSeries::new(values.iter().enumerate().map(|(i, &v)| (i as f64, v)), BLUE.stroke_width(2)))
             .map_err(draw_err)?
@@ -340,4 +347,43 @@ pub fn image_and_curve(image: &Tensor, title: &str, values: &[f64], curve_label:
         chart.configure_series_labels().position(SeriesLabelPosition::UpperRight).background_style(WHITE.mix(0.8)).border_style(RGBColor(0xcc, 0xcc, 0xcc)).label_font((FONT, 13)).draw().map_err(draw_err)?;
         Ok(())
     })
+}
+
+/// Figures stacked vertically into one (evcxr shows one image per cell).
+pub fn stack(figures: &[Figure]) -> Result<Figure> {
+    if figures.is_empty() {
+        return Err(error("stack needs at least one figure"));
+    }
+    let width = figures.iter().map(|f| f.width).max().unwrap_or(0);
+    let height: u32 = figures.iter().map(|f| f.height).sum();
+    let mut rgb = vec![255u8; (width * height * 3) as usize];
+    let mut y0 = 0usize;
+    for f in figures {
+        for r in 0..f.height as usize {
+            let src = &f.rgb[r * f.width as usize * 3..(r + 1) * f.width as usize * 3];
+            let at = ((y0 + r) * width as usize) * 3;
+            rgb[at..at + src.len()].copy_from_slice(src);
+        }
+        y0 += f.height as usize;
+    }
+    Ok(Figure { width, height, rgb })
+}
+
+/// Learned convolution kernels `(O, I, KH, KW)`: one row of `O` kernels when `I == 1`, else one
+/// row per output channel with its `I` input slices; each kernel scaled to its own range
+/// (matplotlib's `imshow` default).
+pub fn kernels(weight: &Tensor, title: &str, cell: u32) -> Result<Figure> {
+    let (o, i, _, _) = weight.dims4()?;
+    let k = |a: usize, b: usize| weight.get(a)?.get(b);
+    let mut panels = Panels::new();
+    if i == 1 {
+        let row: Vec<Tensor> = (0..o).map(|a| k(a, 0)).collect::<Result<_>>()?;
+        panels = panels.row(title, &row, None, cell)?;
+    } else {
+        for a in 0..o {
+            let row: Vec<Tensor> = (0..i).map(|b| k(a, b)).collect::<Result<_>>()?;
+            panels = panels.row(&format!("{title}: output channel {a}"), &row, None, cell)?;
+        }
+    }
+    panels.render()
 }
