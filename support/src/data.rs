@@ -469,19 +469,17 @@ impl Iterator for Batches<'_> {
 /// How many samples quick mode keeps of each split: (train, validation, test).
 pub const QUICK_SIZES: (usize, usize, usize) = (4096, 1024, 1024);
 
-/// The three MNIST loaders of the original notebooks: the 60,000 training images split
-/// 50,000 / 10,000 (train / validation) with `split_seed` (the notebooks use 42), the 10,000
-/// test images; training loader shuffled (seeded with `split_seed`), the others in order.
-/// Prints the three sizes as the original does. In [`crate::quick_mode`] each split keeps only
-/// its first [`QUICK_SIZES`] samples.
-pub fn mnist_loaders(batch_size: usize, split_seed: u64) -> Result<(DataLoader, DataLoader, DataLoader)> {
+/// The three MNIST splits of the original notebooks: the 60,000 training images split
+/// 50,000 / 10,000 (train / validation) with `split_seed` (the notebooks use 42), and the
+/// 10,000 test images. Prints the three sizes as the original does. In [`crate::quick_mode`]
+/// each split keeps only its first [`QUICK_SIZES`] samples.
+pub fn mnist_splits(split_seed: u64) -> Result<(Dataset, Dataset, Dataset)> {
     crate::tune_allocator();
     let root = data_root();
     let full = load_mnist(&root, true)?;
-    let test = load_mnist(&root, false)?;
+    let mut test = load_mnist(&root, false)?;
     let mut parts = random_split(&full, &[50_000, 10_000], split_seed)?;
     let (mut val, mut train) = (parts.pop().unwrap(), parts.pop().unwrap());
-    let mut test = test;
     if crate::quick_mode() {
         println!("Quick mode (PLAYGROUND_QUICK=1): keeping {QUICK_SIZES:?} samples of train / validation / test.");
         train = train.take(QUICK_SIZES.0)?;
@@ -491,6 +489,13 @@ pub fn mnist_loaders(batch_size: usize, split_seed: u64) -> Result<(DataLoader, 
     println!("Train set:      {} samples", train.len());
     println!("Validation set: {} samples", val.len());
     println!("Test set:       {} samples", test.len());
+    Ok((train, val, test))
+}
+
+/// The three MNIST loaders of the original notebooks over [`mnist_splits`]: the training
+/// loader reshuffles every epoch (seeded with `split_seed`), the others keep their order.
+pub fn mnist_loaders(batch_size: usize, split_seed: u64) -> Result<(DataLoader, DataLoader, DataLoader)> {
+    let (train, val, test) = mnist_splits(split_seed)?;
     Ok((
         DataLoader::new(train, batch_size, true, split_seed)?,
         DataLoader::new(val, batch_size, false, 0)?,

@@ -26,6 +26,7 @@ pub use plotters;
 
 pub mod conv;
 pub mod data;
+pub mod denoise;
 #[cfg(feature = "download")]
 pub mod download;
 pub mod nn;

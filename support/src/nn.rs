@@ -292,7 +292,7 @@ impl std::fmt::Display for Layer {
 enum Spec {
     Flatten,
     Linear(usize, usize),
-    Conv2d { cin: usize, cout: usize, k: usize, stride: usize, pad: usize },
+    Conv2d { cin: usize, cout: usize, k: usize, stride: usize, pad: usize, bias: bool },
     MaxPool2d(crate::pool::Pool2d),
     AvgPool2d(crate::pool::Pool2d),
     ReLU,
@@ -316,7 +316,12 @@ impl SequentialBuilder {
     }
     /// `nn.Conv2d(cin, cout, kernel_size=k, stride, padding)` with a bias.
     pub fn conv2d(mut self, cin: usize, cout: usize, k: usize, stride: usize, pad: usize) -> Self {
-        self.specs.push(Spec::Conv2d { cin, cout, k, stride, pad });
+        self.specs.push(Spec::Conv2d { cin, cout, k, stride, pad, bias: true });
+        self
+    }
+    /// `nn.Conv2d(cin, cout, kernel_size=k, stride, padding, bias=False)`.
+    pub fn conv2d_no_bias(mut self, cin: usize, cout: usize, k: usize, stride: usize, pad: usize) -> Self {
+        self.specs.push(Spec::Conv2d { cin, cout, k, stride, pad, bias: false });
         self
     }
     /// `nn.MaxPool2d(k, stride, padding)`.
@@ -353,7 +358,7 @@ impl SequentialBuilder {
             layers.push(match spec {
                 Spec::Flatten => Layer::Flatten,
                 Spec::Linear(i_f, o_f) => Layer::Linear(Linear::new(&mut params, &i.to_string(), i_f, o_f, true, &mut rng, device)?),
-                Spec::Conv2d { cin, cout, k, stride, pad } => Layer::Conv2d(Conv2d::new(&mut params, &i.to_string(), cin, cout, (k, k), stride, pad, true, &mut rng, device)?),
+                Spec::Conv2d { cin, cout, k, stride, pad, bias } => Layer::Conv2d(Conv2d::new(&mut params, &i.to_string(), cin, cout, (k, k), stride, pad, bias, &mut rng, device)?),
                 Spec::MaxPool2d(p) => Layer::MaxPool2d(p),
                 Spec::AvgPool2d(p) => Layer::AvgPool2d(p),
                 Spec::ReLU => Layer::ReLU,

@@ -387,3 +387,80 @@ pub fn kernels(weight: &Tensor, title: &str, cell: u32) -> Result<Figure> {
     }
     panels.render()
 }
+
+/// A matrix `(H, W)` (e.g. a learned kernel) as a viridis heat-map with a colour bar and its
+/// min / max, like `plt.imshow(k); plt.colorbar()`.
+pub fn heatmap(values: &Tensor, title: &str) -> Result<Figure> {
+    let m = match values.dims() {
+        [_, _] => values.clone(),
+        [1, 1, h, w] => values.reshape((*h, *w))?,
+        d => return Err(error(format!("heatmap needs an (H, W) matrix, got {d:?}"))),
+    };
+    let px = image_pixels(&m, None)?;
+    let v = m.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    let (lo, hi) = v.iter().fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+    Figure::render(330, 280, |root| {
+        root.fill(&WHITE).map_err(draw_err)?;
+        draw_title(root, title, 120, 26, true)?;
+        draw_pixels(root, &px, 10, 35, 220, 220)?;
+        // Colour bar: 100 steps from hi (top) to lo (bottom), with five labels.
+        let (x0, y0, bh) = (245, 35, 220);
+        for i in 0..bh {
+            let t = 1.0 - i as f64 / (bh - 1) as f64;
+            root.draw(&Rectangle::new([(x0, y0 + i), (x0 + 14, y0 + i + 1)], ViridisRGB.get_color_normalized(t as f32, 0.0, 1.0).filled())).map_err(draw_err)?;
+        }
+        for k in 0..5 {
+            let t = k as f32 / 4.0;
+            let y = y0 + ((1.0 - t) * (bh - 1) as f32) as i32;
+            let style = TextStyle::from((FONT, 12).into_font()).color(&BLACK).pos(plotters::style::text_anchor::Pos::new(
+                plotters::style::text_anchor::HPos::Left,
+                plotters::style::text_anchor::VPos::Center,
+            ));
+            root.draw_text(&format!("{:.3}", lo + t * (hi - lo)), &style, (x0 + 18, y)).map_err(draw_err)?;
+        }
+        Ok(())
+    })
+}
+
+/// A horizontal bar chart of `values` with their `labels`, the value written after each bar.
+pub fn bar_chart(labels: &[String], values: &[f64], axis_label: &str) -> Result<Figure> {
+    if labels.len() != values.len() || labels.is_empty() {
+        return Err(error(format!("bar_chart got {} labels and {} values", labels.len(), values.len())));
+    }
+    let hi = values.iter().copied().fold(f64::MIN, f64::max).max(0.0) * 1.12;
+    let n = values.len();
+    Figure::render(760, 60 + 34 * n as u32, |root| {
+        root.fill(&WHITE).map_err(draw_err)?;
+        let mut chart = ChartBuilder::on(root)
+            .margin(12)
+            .x_label_area_size(34)
+            .y_label_area_size(250)
+            .build_cartesian_2d(0.0..hi.max(1e-9), (0..n).into_segmented())
+            .map_err(draw_err)?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .label_style((FONT, 13))
+            .x_desc(axis_label)
+            .y_labels(n)
+            .y_label_formatter(&|s| match s {
+                SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
+                _ => String::new(),
+            })
+            .draw()
+            .map_err(draw_err)?;
+        chart
+            .draw_series(values.iter().enumerate().map(|(i, &v)| {
+                let mut r = Rectangle::new([(0.0, SegmentValue::Exact(i)), (v, SegmentValue::Exact(i + 1))], BLUE.filled());
+                r.set_margin(4, 4, 0, 0);
+                r
+            }))
+            .map_err(draw_err)?;
+        chart
+            .draw_series(values.iter().enumerate().map(|(i, &v)| {
+                Text::new(format!("{v:.2}"), (v + hi * 0.01, SegmentValue::CenterOf(i)), (FONT, 13).into_font())
+            }))
+            .map_err(draw_err)?;
+        Ok(())
+    })
+}
