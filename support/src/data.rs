@@ -101,8 +101,17 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// The environment variable that turns downloads off (any value but empty or `0`).
+pub const OFFLINE_ENV: &str = "PLAYGROUND_OFFLINE";
+
+/// Whether missing files may be downloaded: the `download` feature is on and `$PLAYGROUND_OFFLINE`
+/// is not set.
+pub fn downloads_enabled() -> bool {
+    cfg!(feature = "download") && !std::env::var(OFFLINE_ENV).is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
 /// Makes sure the MNIST files are in `<root>/mnist`, downloading the missing ones (and checking
-/// their SHA-256) when the `download` feature is on. Returns the folder.
+/// their SHA-256) when [`downloads_enabled`]. Returns the folder.
 pub fn ensure_mnist(root: &Path) -> Result<PathBuf> {
     let dir = root.join("mnist");
     let missing: Vec<&RemoteFile> = MNIST_FILES
@@ -113,7 +122,7 @@ pub fn ensure_mnist(root: &Path) -> Result<PathBuf> {
         return Ok(dir);
     }
     #[cfg(feature = "download")]
-    {
+    if downloads_enabled() {
         let mut failures = Vec::new();
         for f in &missing {
             if let Err(e) = crate::download::fetch_verified(f.urls, f.sha256, &dir.join(f.name)) {
@@ -123,9 +132,8 @@ pub fn ensure_mnist(root: &Path) -> Result<PathBuf> {
         if failures.is_empty() {
             return Ok(dir);
         }
-        Err(missing_files_error("MNIST", &dir, &missing.iter().map(|f| f.name).collect::<Vec<_>>(), &failures))
+        return Err(missing_files_error("MNIST", &dir, &missing.iter().map(|f| f.name).collect::<Vec<_>>(), &failures));
     }
-    #[cfg(not(feature = "download"))]
     Err(missing_files_error("MNIST", &dir, &missing.iter().map(|f| f.name).collect::<Vec<_>>(), &[]))
 }
 
@@ -139,13 +147,12 @@ pub fn ensure_cifar10(root: &Path) -> Result<PathBuf> {
         return Ok(dir);
     }
     #[cfg(feature = "download")]
-    {
-        match crate::download::fetch_cifar10(CIFAR10_TARBALL, &dir, &CIFAR10_FILES) {
+    if downloads_enabled() {
+        return match crate::download::fetch_cifar10(CIFAR10_TARBALL, &dir, &CIFAR10_FILES) {
             Ok(()) => Ok(dir),
             Err(e) => Err(missing_files_error("CIFAR-10", &dir, &missing, &[e.to_string()])),
-        }
+        };
     }
-    #[cfg(not(feature = "download"))]
     Err(missing_files_error("CIFAR-10", &dir, &missing, &[]))
 }
 
@@ -156,7 +163,7 @@ fn missing_files_error(what: &str, dir: &Path, missing: &[&str], failures: &[Str
         dir.display()
     );
     if failures.is_empty() {
-        msg += "This build has no `download` feature, so nothing was fetched.\n";
+        msg += &format!("Downloads are off (the `download` feature is missing or {OFFLINE_ENV} is set), so nothing was fetched.\n");
     } else {
         msg += "Downloading them failed:\n";
         for f in failures {
