@@ -24,6 +24,7 @@ pub use candle_nn;
 pub use image;
 pub use plotters;
 
+pub mod cifar;
 pub mod conv;
 pub mod data;
 pub mod denoise;

@@ -30,10 +30,6 @@ fn mnist_mlp() -> Result<Box<dyn Model>> {
     Ok(Box::new(Sequential::new("MLP").flatten().linear(784, 1024).relu().linear(1024, 10).build(0)?))
 }
 
-fn cifar_fcn() -> Result<Box<dyn Model>> {
-    Ok(Box::new(Sequential::new("FCN").flatten().linear(3072, 4000).relu().dropout(0.5).linear(4000, 10).build(0)?))
-}
-
 fn mnist_simplecnn() -> Result<Box<dyn Model>> {
     Ok(Box::new(
         Sequential::new("SimpleCNN")
@@ -52,43 +48,21 @@ fn mnist_lenet5() -> Result<Box<dyn Model>> {
     ))
 }
 
-fn cifar_lenet5() -> Result<Box<dyn Model>> {
-    Ok(Box::new(
-        Sequential::new("LeNet5")
-            .conv2d(3, 6, 5, 1, 2).relu().max_pool2d(2, 2, 0).dropout(0.2)
-            .conv2d(6, 16, 5, 1, 0).relu().max_pool2d(2, 2, 0).dropout(0.2)
-            .flatten().linear(576, 120).relu().dropout(0.2).linear(120, 84).relu().dropout(0.2).linear(84, 10)
-            .build(0)?,
-    ))
+fn cifar(name: &str) -> Result<Box<dyn Model>> {
+    support::cifar::build(name, 0)
 }
 
-fn cifar_vgg1() -> Result<Box<dyn Model>> {
-    Ok(Box::new(
-        Sequential::new("VGG1")
-            .conv2d(3, 16, 3, 1, 1).relu().conv2d(16, 16, 3, 1, 1).relu().max_pool2d(2, 2, 0).dropout(0.5)
-            .flatten().linear(4096, 512).relu().dropout(0.5).linear(512, 10)
-            .build(0)?,
-    ))
-}
-
-fn cifar_vgg3() -> Result<Box<dyn Model>> {
-    let mut b = Sequential::new("VGG3");
-    for (i, o) in [(3, 16), (16, 32), (32, 64)] {
-        b = b.conv2d(i, o, 3, 1, 1).relu().conv2d(o, o, 3, 1, 1).relu().max_pool2d(2, 2, 0).dropout(0.5);
-    }
-    Ok(Box::new(b.flatten().linear(1024, 512).relu().dropout(0.5).linear(512, 10).build(0)?))
-}
-
-/// The reference models of `torch_peer.py` that `support` can build so far (the CIFAR ResNet
-/// and Inception nets come with the CIFAR model zoo).
+/// The training-step reference models of `torch_peer.py`.
 const CASES: &[Case] = &[
     Case { name: "mnist_mlp", batch: 64, shape: [1, 28, 28], build: mnist_mlp },
     Case { name: "mnist_simplecnn", batch: 512, shape: [1, 28, 28], build: mnist_simplecnn },
     Case { name: "mnist_lenet5", batch: 512, shape: [1, 28, 28], build: mnist_lenet5 },
-    Case { name: "cifar_fcn", batch: 256, shape: [3, 32, 32], build: cifar_fcn },
-    Case { name: "cifar_lenet5", batch: 256, shape: [3, 32, 32], build: cifar_lenet5 },
-    Case { name: "cifar_vgg1", batch: 256, shape: [3, 32, 32], build: cifar_vgg1 },
-    Case { name: "cifar_vgg3", batch: 256, shape: [3, 32, 32], build: cifar_vgg3 },
+    Case { name: "cifar_fcn", batch: 256, shape: [3, 32, 32], build: || cifar("FCN") },
+    Case { name: "cifar_lenet5", batch: 256, shape: [3, 32, 32], build: || cifar("LeNet5") },
+    Case { name: "cifar_vgg1", batch: 256, shape: [3, 32, 32], build: || cifar("VGG1") },
+    Case { name: "cifar_vgg3", batch: 256, shape: [3, 32, 32], build: || cifar("VGG3") },
+    Case { name: "cifar_resnet", batch: 256, shape: [3, 32, 32], build: || cifar("ResNet") },
+    Case { name: "cifar_inception", batch: 256, shape: [3, 32, 32], build: || cifar("Inception") },
 ];
 
 fn time_train(case: &Case) -> Result<f64> {
@@ -151,8 +125,10 @@ fn main() -> Result<()> {
     support::tune_allocator();
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     println!("candle {} on CPU ({threads} threads)", "0.11.1");
+    // `bench NAME...` times only those models (the peer still runs all of its own).
+    let only: Vec<String> = std::env::args().skip(1).collect();
     let mut rows = Vec::new();
-    for case in CASES {
+    for case in CASES.iter().filter(|c| only.is_empty() || only.iter().any(|o| o == c.name)) {
         let ms = time_train(case)?;
         println!("candle {:<18} batch {:>4}: {ms:8.2} ms/step", case.name, case.batch);
         rows.push((case, ms));

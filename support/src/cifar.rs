@@ -1,0 +1,337 @@
+//! The ten CIFAR-10 networks of `CIFAR10_classification.ipynb`, trained from scratch on 32x32
+//! RGB images, with the original's quirks reproduced (and named where they are):
+//!
+//! | model | parameters | quirk kept |
+//! | --- | --- | --- |
+//! | FCN | 12,332,010 | |
+//! | LeNet5 | 83,126 | |
+//! | AlexNet-style | 99,014 | |
+//! | VGG1 | 2,105,562 | |
+//! | VGG2 | 1,070,874 | forward uses conv2 twice, never conv4 (still counted) nor dropout3 |
+//! | VGG3 | 602,010 | |
+//! | ResNet_plain | 269,034 | no ReLU after conv0 |
+//! | ResNet | 271,690 | global *max* pool; biased 1x1 projections (the printed count needs them) |
+//! | Inception | 1,517,546 | |
+//! | Inception2 | 1,119,818 | block 3 reuses block 2's stride-1 pool (same config: no effect) |
+//!
+//! Parameter names follow the original classes' attributes (`conv1.weight`, `dense1.bias`, ...)
+//! for the custom networks, and `Sequential` indices for the others.
+
+use crate::nn::{dropout, Conv2d, Linear, Model, Params, Sequential};
+use crate::pool::{max_pool2d, Pool2d};
+use crate::rng::Rng;
+use crate::{error, Device, Result, Tensor};
+use std::cell::RefCell;
+
+/// `Flatten -> Linear(3072, 4000) -> ReLU -> Dropout(0.5) -> Linear(4000, 10)`.
+pub fn fcn(seed: u64) -> Result<Sequential> {
+    Sequential::new("FCN").flatten().linear(3072, 4000).relu().dropout(0.5).linear(4000, 10).build(seed)
+}
+
+/// Two 5x5 conv + pool stages and three dense layers, dropout 0.2 throughout.
+pub fn lenet5(seed: u64) -> Result<Sequential> {
+    Sequential::new("LeNet5")
+        .conv2d(3, 6, 5, 1, 2).relu().max_pool2d(2, 2, 0).dropout(0.2)
+        .conv2d(6, 16, 5, 1, 0).relu().max_pool2d(2, 2, 0).dropout(0.2)
+        .flatten().linear(576, 120).relu().dropout(0.2).linear(120, 84).relu().dropout(0.2).linear(84, 10)
+        .build(seed)
+}
+
+/// LeNet grown to five convolutions (7x7, 5x5, then three 3x3), AlexNet-style.
+pub fn alexnet(seed: u64) -> Result<Sequential> {
+    Sequential::new("AlexNet")
+        .conv2d(3, 6, 7, 1, 3).relu().max_pool2d(2, 2, 0).dropout(0.2)
+        .conv2d(6, 16, 5, 1, 2).relu().max_pool2d(2, 2, 0).dropout(0.2)
+        .conv2d(16, 32, 3, 1, 1).relu().conv2d(32, 32, 3, 1, 1).relu().conv2d(32, 32, 3, 1, 1).relu().max_pool2d(2, 2, 0)
+        .flatten().linear(512, 120).relu().dropout(0.2).linear(120, 84).relu().dropout(0.2).linear(84, 10)
+        .build(seed)
+}
+
+/// One VGG block (two 3x3 convs, pool, dropout 0.5) and a 512-unit dense layer.
+pub fn vgg1(seed: u64) -> Result<Sequential> {
+    Sequential::new("VGG1")
+        .conv2d(3, 16, 3, 1, 1).relu().conv2d(16, 16, 3, 1, 1).relu().max_pool2d(2, 2, 0).dropout(0.5)
+        .flatten().linear(4096, 512).relu().dropout(0.5).linear(512, 10)
+        .build(seed)
+}
+
+/// Three VGG blocks with (16, 16), (32, 32), (64, 64) channels.
+pub fn vgg3(seed: u64) -> Result<Sequential> {
+    let mut b = Sequential::new("VGG3");
+    for (i, o) in [(3, 16), (16, 32), (32, 64)] {
+        b = b.conv2d(i, o, 3, 1, 1).relu().conv2d(o, o, 3, 1, 1).relu().max_pool2d(2, 2, 0).dropout(0.5);
+    }
+    b.flatten().linear(1024, 512).relu().dropout(0.5).linear(512, 10).build(seed)
+}
+
+/// The CIFAR ResNet-20 layout (n = 3) without skip connections: conv0 (no ReLU), 3 x 6 convs
+/// with 16 / 32 / 64 channels (stride 2 at each change), global average pool, Linear(64, 10).
+pub fn resnet_plain(seed: u64) -> Result<Sequential> {
+    let mut b = Sequential::new("ResNet_plain").conv2d(3, 16, 3, 1, 1);
+    let mut cin = 16;
+    for cout in [16, 32, 64] {
+        for j in 0..6 {
+            b = b.conv2d(cin, cout, 3, if j == 0 && cout != 16 { 2 } else { 1 }, 1).relu();
+            cin = cout;
+        }
+    }
+    b.avg_pool2d(8, 8, 0).flatten().linear(64, 10).build(seed)
+}
+
+/// Shared plumbing of the hand-written networks: parameters, init stream, dropout stream.
+struct Parts {
+    params: Params,
+    rng: Rng,
+    device: Device,
+}
+
+impl Parts {
+    fn new(seed: u64) -> Self {
+        crate::tune_allocator();
+        Parts { params: Params::new(), rng: Rng::new(seed), device: Device::Cpu }
+    }
+    fn conv(&mut self, name: &str, cin: usize, cout: usize, k: usize, stride: usize, pad: usize) -> Result<Conv2d> {
+        Conv2d::new(&mut self.params, name, cin, cout, (k, k), stride, pad, true, &mut self.rng, &self.device)
+    }
+    fn linear(&mut self, name: &str, i: usize, o: usize) -> Result<Linear> {
+        Linear::new(&mut self.params, name, i, o, true, &mut self.rng, &self.device)
+    }
+}
+
+fn dropout_stream(seed: u64) -> RefCell<Rng> {
+    RefCell::new(Rng::new(seed ^ 0xD80F_0D80_F0D8_0F0D))
+}
+
+fn drop(x: &Tensor, p: f32, train: bool, rng: &RefCell<Rng>) -> Result<Tensor> {
+    if train { dropout(x, p, &mut rng.borrow_mut()) } else { Ok(x.clone()) }
+}
+
+/// VGG2 exactly as the original's forward runs it: conv1, conv2, pool, dropout1, **conv2
+/// again**, conv3, pool, dropout2, dense1, **dropout2 again**, dense2. `conv4` and `dropout3`
+/// exist (conv4's 9,248 parameters are in the count) but are never used.
+pub struct Vgg2 {
+    conv1: Conv2d,
+    conv2: Conv2d,
+    conv3: Conv2d,
+    #[allow(dead_code)]
+    conv4: Conv2d,
+    dense1: Linear,
+    dense2: Linear,
+    params: Params,
+    dropout_rng: RefCell<Rng>,
+}
+
+impl Vgg2 {
+    pub fn new(seed: u64) -> Result<Self> {
+        let mut p = Parts::new(seed);
+        Ok(Vgg2 {
+            conv1: p.conv("conv1", 3, 16, 3, 1, 1)?,
+            conv2: p.conv("conv2", 16, 16, 3, 1, 1)?,
+            conv3: p.conv("conv3", 16, 32, 3, 1, 1)?,
+            conv4: p.conv("conv4", 32, 32, 3, 1, 1)?,
+            dense1: p.linear("dense1", 2048, 512)?,
+            dense2: p.linear("dense2", 512, 10)?,
+            params: p.params,
+            dropout_rng: dropout_stream(seed),
+        })
+    }
+}
+
+impl Model for Vgg2 {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let pool = Pool2d::new(2, 2, 0);
+        let x = self.conv2.forward(&self.conv1.forward(x)?.relu()?)?.relu()?;
+        let x = drop(&max_pool2d(&x, pool)?, 0.5, train, &self.dropout_rng)?;
+        let x = self.conv3.forward(&self.conv2.forward(&x)?.relu()?)?.relu()?; // conv2 again (original's bug)
+        let x = drop(&max_pool2d(&x, pool)?, 0.5, train, &self.dropout_rng)?.flatten_from(1)?;
+        let x = drop(&self.dense1.forward(&x)?.relu()?, 0.5, train, &self.dropout_rng)?; // dropout2 again
+        self.dense2.forward(&x)
+    }
+    fn params(&self) -> &Params {
+        &self.params
+    }
+}
+
+/// The CIFAR ResNet-20 layout with identity skips every two convs and 1x1 stride-2 projections
+/// (`res1`, `res2`, with bias: the original's printed 271,690 parameters need it). As the
+/// original: no ReLU after conv0, global **max** pooling before the classifier.
+pub struct ResNet {
+    conv0: Conv2d,
+    convs: Vec<Conv2d>,
+    res1: Conv2d,
+    res2: Conv2d,
+    fc: Linear,
+    params: Params,
+}
+
+impl ResNet {
+    pub fn new(seed: u64) -> Result<Self> {
+        let mut p = Parts::new(seed);
+        let conv0 = p.conv("conv0", 3, 16, 3, 1, 1)?;
+        let mut convs = Vec::with_capacity(18);
+        let mut cin = 16;
+        for (stage, cout) in [16, 32, 64].into_iter().enumerate() {
+            for j in 0..6 {
+                let stride = if j == 0 && stage > 0 { 2 } else { 1 };
+                convs.push(p.conv(&format!("conv{}{}", stage + 1, j + 1), cin, cout, 3, stride, 1)?);
+                cin = cout;
+            }
+        }
+        let res1 = p.conv("res1", 16, 32, 1, 2, 0)?;
+        let res2 = p.conv("res2", 32, 64, 1, 2, 0)?;
+        let fc = p.linear("fc", 64, 10)?;
+        Ok(ResNet { conv0, convs, res1, res2, fc, params: p.params })
+    }
+}
+
+impl Model for ResNet {
+    fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
+        let mut x = self.conv0.forward(x)?;
+        for stage in 0..3 {
+            let skip = match stage {
+                0 => x.clone(),
+                1 => self.res1.forward(&x)?,
+                _ => self.res2.forward(&x)?,
+            };
+            for k in 0..3 {
+                let c = &self.convs[stage * 6 + 2 * k..];
+                let h = c[0].forward(&x)?.relu()?;
+                let shortcut = if k == 0 { &skip } else { &x };
+                x = (c[1].forward(&h)? + shortcut)?.relu()?;
+            }
+        }
+        self.fc.forward(&max_pool2d(&x, Pool2d::new(8, 8, 0))?.flatten_from(1)?)
+    }
+    fn params(&self) -> &Params {
+        &self.params
+    }
+}
+
+/// One inception branch: an optional 1x1 reduction (or, for the pool branch, a projection
+/// after the pool), then the main conv.
+struct Branch {
+    reduce: Option<Conv2d>,
+    conv: Option<Conv2d>,
+    pool_first: bool,
+}
+
+impl Branch {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut x = if self.pool_first { max_pool2d(x, Pool2d::new(3, 1, 1))? } else { x.clone() };
+        if let Some(r) = &self.reduce {
+            x = r.forward(&x)?.relu()?;
+        }
+        if let Some(c) = &self.conv {
+            x = c.forward(&x)?.relu()?;
+        }
+        Ok(x)
+    }
+}
+
+/// The two GoogLeNet-style networks: parallel 1x1 / 3x3 / 5x5 convolutions and a 3x3 max pool,
+/// concatenated along the channels in that order, each block followed by a 3x3 stride-2 max
+/// pool; ReLU after every convolution; then Linear -> ReLU -> Dropout(0.5) -> Linear(256, 10).
+/// `Inception` has two blocks without reductions, `Inception2` three blocks with 1x1
+/// reductions in the last two.
+pub struct Inception {
+    name: &'static str,
+    stem: Conv2d,
+    blocks: Vec<Vec<Branch>>,
+    fc1: Linear,
+    fc2: Linear,
+    params: Params,
+    dropout_rng: RefCell<Rng>,
+}
+
+impl Inception {
+    /// The first network (1,517,546 parameters): blocks 16 -> 112 -> 304 channels.
+    pub fn v1(seed: u64) -> Result<Self> {
+        let mut p = Parts::new(seed);
+        let stem = p.conv("stem", 3, 16, 3, 1, 1)?;
+        let mut blocks = Vec::new();
+        for (b, (cin, cout)) in [(16, 32), (112, 64)].into_iter().enumerate() {
+            let n = |s: &str| format!("block{}.{s}", b + 1);
+            blocks.push(vec![
+                Branch { reduce: None, conv: Some(p.conv(&n("conv1x1"), cin, cout, 1, 1, 0)?), pool_first: false },
+                Branch { reduce: None, conv: Some(p.conv(&n("conv3x3"), cin, cout, 3, 1, 1)?), pool_first: false },
+                Branch { reduce: None, conv: Some(p.conv(&n("conv5x5"), cin, cout, 5, 1, 2)?), pool_first: false },
+                Branch { reduce: None, conv: None, pool_first: true },
+            ]);
+        }
+        let fc1 = p.linear("fc1", 304 * 4 * 4, 256)?;
+        let fc2 = p.linear("fc2", 256, 10)?;
+        Ok(Inception { name: "Inception", stem, blocks, fc1, fc2, params: p.params, dropout_rng: dropout_stream(seed) })
+    }
+
+    /// The second network (1,119,818 parameters): block 1 as above but 16 5x5 filters (96
+    /// channels out), blocks 2 and 3 with 1x1 reductions and pool projections (288, 544).
+    pub fn v2(seed: u64) -> Result<Self> {
+        let mut p = Parts::new(seed);
+        let stem = p.conv("stem", 3, 16, 3, 1, 1)?;
+        let block1 = vec![
+            Branch { reduce: None, conv: Some(p.conv("block1.conv1x1", 16, 32, 1, 1, 0)?), pool_first: false },
+            Branch { reduce: None, conv: Some(p.conv("block1.conv3x3", 16, 32, 3, 1, 1)?), pool_first: false },
+            Branch { reduce: None, conv: Some(p.conv("block1.conv5x5", 16, 16, 5, 1, 2)?), pool_first: false },
+            Branch { reduce: None, conv: None, pool_first: true },
+        ];
+        let mut blocks = vec![block1];
+        // (in, 1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool projection)
+        for (b, (cin, c1, r3, c3, r5, c5, pp)) in [(96, 64, 64, 128, 16, 32, 64), (288, 128, 128, 256, 32, 32, 128)].into_iter().enumerate() {
+            let n = |s: &str| format!("block{}.{s}", b + 2);
+            blocks.push(vec![
+                Branch { reduce: None, conv: Some(p.conv(&n("conv1x1"), cin, c1, 1, 1, 0)?), pool_first: false },
+                Branch { reduce: Some(p.conv(&n("reduce3x3"), cin, r3, 1, 1, 0)?), conv: Some(p.conv(&n("conv3x3"), r3, c3, 3, 1, 1)?), pool_first: false },
+                Branch { reduce: Some(p.conv(&n("reduce5x5"), cin, r5, 1, 1, 0)?), conv: Some(p.conv(&n("conv5x5"), r5, c5, 5, 1, 2)?), pool_first: false },
+                Branch { reduce: Some(p.conv(&n("pool_proj"), cin, pp, 1, 1, 0)?), conv: None, pool_first: true },
+            ]);
+        }
+        let fc1 = p.linear("fc1", 544 * 2 * 2, 256)?;
+        let fc2 = p.linear("fc2", 256, 10)?;
+        Ok(Inception { name: "Inception2", stem, blocks, fc1, fc2, params: p.params, dropout_rng: dropout_stream(seed) })
+    }
+
+    pub fn name(&self) -> &str {
+        self.name
+    }
+}
+
+impl Model for Inception {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let down = Pool2d::new(3, 2, 1);
+        let mut x = max_pool2d(&self.stem.forward(x)?.relu()?, down)?;
+        for block in &self.blocks {
+            let outs = block.iter().map(|b| b.forward(&x)).collect::<Result<Vec<_>>>()?;
+            x = max_pool2d(&Tensor::cat(&outs, 1)?, down)?;
+        }
+        let x = x.flatten_from(1)?;
+        if x.dim(1)? != self.fc1.in_features {
+            return Err(error(format!("{} expects 3x32x32 images: got {} features before the classifier", self.name, x.dim(1)?)));
+        }
+        let x = drop(&self.fc1.forward(&x)?.relu()?, 0.5, train, &self.dropout_rng)?;
+        self.fc2.forward(&x)
+    }
+    fn params(&self) -> &Params {
+        &self.params
+    }
+}
+
+/// Every model of the notebook by its name there: FCN, LeNet5, AlexNet, VGG1, VGG2, VGG3,
+/// ResNet_plain, ResNet, Inception, Inception2.
+pub fn build(name: &str, seed: u64) -> Result<Box<dyn Model>> {
+    Ok(match name {
+        "FCN" => Box::new(fcn(seed)?),
+        "LeNet5" => Box::new(lenet5(seed)?),
+        "AlexNet" => Box::new(alexnet(seed)?),
+        "VGG1" => Box::new(vgg1(seed)?),
+        "VGG2" => Box::new(Vgg2::new(seed)?),
+        "VGG3" => Box::new(vgg3(seed)?),
+        "ResNet_plain" => Box::new(resnet_plain(seed)?),
+        "ResNet" => Box::new(ResNet::new(seed)?),
+        "Inception" => Box::new(Inception::v1(seed)?),
+        "Inception2" => Box::new(Inception::v2(seed)?),
+        other => return Err(error(format!("no CIFAR model called `{other}`; the models are {}", MODELS.join(", ")))),
+    })
+}
+
+/// The names [`build`] knows, in the notebook's order.
+pub const MODELS: [&str; 10] = ["FCN", "LeNet5", "AlexNet", "VGG1", "VGG2", "VGG3", "ResNet_plain", "ResNet", "Inception", "Inception2"];
