@@ -7,6 +7,10 @@ nbconvert exits 0 when a Rust cell panics or returns `Err` (evcxr reports both a
 not as errors), so this runner checks every executed cell itself: any `error` output or any
 stderr stream fails the run, naming the notebook and the cell and printing what it said.
 The `support` crate writes nothing to stderr in normal operation, so stderr means trouble.
+evcxr relays the child process's stderr asynchronously: the text of an `Err` can arrive after
+the cell has finished, and nbclient would drop it. So after each cell the runner keeps reading
+the kernel's output channel until it has been quiet for a moment, and adds what belongs to that
+cell before checking it.
 Notebooks run one after another (they share the build folder notebooks/.evcxr_build).
 """
 import argparse
@@ -35,11 +39,29 @@ def check_cell(cell, index):
         raise CellFailed(f"cell {index} failed:\n--- source ---\n{src}\n--- stderr/error ---\n{text}")
 
 
+async def drain_late_output(client, cell, msg_id, quiet=0.5, limit=3.0):
+    """Collects stream output of `msg_id` that arrives after the cell's reply."""
+    if msg_id is None or client.kc is None:
+        return
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            msg = await client.kc.get_iopub_msg(timeout=quiet)
+        except Exception:  # queue.Empty: quiet long enough
+            return
+        if msg.get("parent_header", {}).get("msg_id") != msg_id or msg.get("msg_type") != "stream":
+            continue
+        content = msg["content"]
+        cell.setdefault("outputs", []).append(nbformat.v4.new_output("stream", name=content["name"], text=content["text"]))
+
+
 def run(path, dest, timeout):
     nb = nbformat.read(path, as_version=4)
     started = time.time()
 
-    def after_cell(cell, cell_index, **_):
+    async def after_cell(cell, cell_index, execute_reply=None, **_):
+        msg_id = (execute_reply or {}).get("parent_header", {}).get("msg_id")
+        await drain_late_output(client, cell, msg_id)
         nbformat.write(nb, dest)  # progress survives an interrupted run and can be watched
         check_cell(cell, cell_index)
 
