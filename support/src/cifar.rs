@@ -17,7 +17,7 @@
 //! Parameter names follow the original classes' attributes (`conv1.weight`, `dense1.bias`, ...)
 //! for the custom networks, and `Sequential` indices for the others.
 
-use crate::nn::{dropout, Conv2d, Linear, Model, Params, Sequential};
+use crate::nn::{dropout, dropout_stream, Conv2d, Linear, Model, Params, Sequential};
 use crate::pool::{max_pool2d, Pool2d};
 use crate::rng::Rng;
 use crate::{error, Device, Result, Tensor};
@@ -96,10 +96,6 @@ impl Parts {
     fn linear(&mut self, name: &str, i: usize, o: usize) -> Result<Linear> {
         Linear::new(&mut self.params, name, i, o, true, &mut self.rng, &self.device)
     }
-}
-
-fn dropout_stream(seed: u64) -> RefCell<Rng> {
-    RefCell::new(Rng::new(seed ^ 0xD80F_0D80_F0D8_0F0D))
 }
 
 fn drop(x: &Tensor, p: f32, train: bool, rng: &RefCell<Rng>) -> Result<Tensor> {

@@ -259,6 +259,12 @@ pub fn dropout(x: &Tensor, p: f32, rng: &mut Rng) -> Result<Tensor> {
     x.mul(&mask)
 }
 
+/// The dropout-mask generator of a model built from `seed`: its own stream, so adding dropout
+/// does not change the init.
+pub(crate) fn dropout_stream(seed: u64) -> RefCell<Rng> {
+    RefCell::new(Rng::new(seed ^ 0xD80F_0D80_F0D8_0F0D))
+}
+
 /// One layer of a [`Sequential`].
 #[derive(Clone, Debug)]
 pub enum Layer {
@@ -370,8 +376,7 @@ impl SequentialBuilder {
                 }
             });
         }
-        // Dropout draws from its own stream, so adding dropout does not change the init.
-        let dropout_rng = RefCell::new(Rng::new(seed ^ 0xD80F_0D80_F0D8_0F0D));
+        let dropout_rng = dropout_stream(seed);
         Ok(Sequential { name: self.name, layers, params, dropout_rng })
     }
 }

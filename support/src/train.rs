@@ -274,14 +274,9 @@ pub fn activation_maximization(model: &dyn Model, class: usize, shape: (usize, u
         check_finite(l, 1, step + 1, lr)?;
         losses.push(l);
         // Only the image is optimised: gradients of the weights are computed but never applied.
-        optimizer_step(&mut opt, &loss)?;
+        opt.step(&loss.backward()?)?;
     }
     let image = x.as_tensor().detach().squeeze(0)?;
     let (predicted, confidence) = predict(model, &image)?;
     Ok(Maximized { class, image, losses, predicted, confidence })
-}
-
-fn optimizer_step(opt: &mut dyn Optimizer, loss: &Tensor) -> Result<()> {
-    let grads = loss.backward()?;
-    opt.step(&grads)
 }
