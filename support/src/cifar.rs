@@ -17,6 +17,7 @@
 //! Parameter names follow the original classes' attributes (`conv1.weight`, `dense1.bias`, ...)
 //! for the custom networks, and `Sequential` indices for the others.
 
+use crate::act::ReLU;
 use crate::nn::{dropout, dropout_stream, Conv2d, Linear, Model, Params, Sequential};
 use crate::pool::{max_pool2d, Pool2d};
 use crate::rng::Rng;
@@ -136,11 +137,11 @@ impl Vgg2 {
 impl Model for Vgg2 {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let pool = Pool2d::new(2, 2, 0);
-        let x = self.conv2.forward(&self.conv1.forward(x)?.relu()?)?.relu()?;
+        let x = self.conv2.forward(&self.conv1.forward(x)?.apply(&ReLU)?)?.apply(&ReLU)?;
         let x = drop(&max_pool2d(&x, pool)?, 0.5, train, &self.dropout_rng)?;
-        let x = self.conv3.forward(&self.conv2.forward(&x)?.relu()?)?.relu()?; // conv2 again (original's bug)
+        let x = self.conv3.forward(&self.conv2.forward(&x)?.apply(&ReLU)?)?.apply(&ReLU)?; // conv2 again (original's bug)
         let x = drop(&max_pool2d(&x, pool)?, 0.5, train, &self.dropout_rng)?.flatten_from(1)?;
-        let x = drop(&self.dense1.forward(&x)?.relu()?, 0.5, train, &self.dropout_rng)?; // dropout2 again
+        let x = drop(&self.dense1.forward(&x)?.apply(&ReLU)?, 0.5, train, &self.dropout_rng)?; // dropout2 again
         self.dense2.forward(&x)
     }
     fn params(&self) -> &Params {
@@ -191,9 +192,9 @@ impl Model for ResNet {
             };
             for k in 0..3 {
                 let c = &self.convs[stage * 6 + 2 * k..];
-                let h = c[0].forward(&x)?.relu()?;
+                let h = c[0].forward(&x)?.apply(&ReLU)?;
                 let shortcut = if k == 0 { &skip } else { &x };
-                x = (c[1].forward(&h)? + shortcut)?.relu()?;
+                x = (c[1].forward(&h)? + shortcut)?.apply(&ReLU)?;
             }
         }
         self.fc.forward(&max_pool2d(&x, Pool2d::new(8, 8, 0))?.flatten_from(1)?)
@@ -215,10 +216,10 @@ impl Branch {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut x = if self.pool_first { max_pool2d(x, Pool2d::new(3, 1, 1))? } else { x.clone() };
         if let Some(r) = &self.reduce {
-            x = r.forward(&x)?.relu()?;
+            x = r.forward(&x)?.apply(&ReLU)?;
         }
         if let Some(c) = &self.conv {
-            x = c.forward(&x)?.relu()?;
+            x = c.forward(&x)?.apply(&ReLU)?;
         }
         Ok(x)
     }
@@ -294,7 +295,7 @@ impl Inception {
 impl Model for Inception {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let down = Pool2d::new(3, 2, 1);
-        let mut x = max_pool2d(&self.stem.forward(x)?.relu()?, down)?;
+        let mut x = max_pool2d(&self.stem.forward(x)?.apply(&ReLU)?, down)?;
         for block in &self.blocks {
             let outs = block.iter().map(|b| b.forward(&x)).collect::<Result<Vec<_>>>()?;
             x = max_pool2d(&Tensor::cat(&outs, 1)?, down)?;
@@ -303,7 +304,7 @@ impl Model for Inception {
         if x.dim(1)? != self.fc1.in_features {
             return Err(error(format!("{} expects 3x32x32 images: got {} features before the classifier", self.name, x.dim(1)?)));
         }
-        let x = drop(&self.fc1.forward(&x)?.relu()?, 0.5, train, &self.dropout_rng)?;
+        let x = drop(&self.fc1.forward(&x)?.apply(&ReLU)?, 0.5, train, &self.dropout_rng)?;
         self.fc2.forward(&x)
     }
     fn params(&self) -> &Params {

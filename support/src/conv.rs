@@ -7,12 +7,13 @@
 //! - forward: per image, `out (O, OH*OW) = W (O, C*KH*KW) @ col (C*KH*KW, OH*OW)`;
 //! - backward: `dW += dOut @ col^T` and `dcol = W^T @ dOut` folded back (col2im) into `dX`;
 //!   `dX` is skipped when the input carries no gradient (the data batch of the first layer);
-//! - images are spread over the cores (rayon), one gemm per image.
+//! - images are spread over the cores (rayon), one gemm per image;
+//! - the bias is fused ([`conv2d_bias`]): written before the gemm accumulates, summed in backward.
 //!
 //! Zero padding is symmetric here; `nn::Conv2d` pads explicitly for asymmetric padding.
 
 use crate::{error, Result, Tensor};
-use candle_core::{CpuStorage, CustomOp2, Layout, Shape};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Storage};
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
@@ -40,24 +41,40 @@ impl Geometry {
     }
 }
 
+/// The output columns `ox` whose input column `ox*s - p + kj` lies inside `0..w`.
+fn valid_cols(g: &Geometry, kj: usize) -> (usize, usize) {
+    let (s, p) = (g.stride as isize, g.pad as isize);
+    let lo = ((p - kj as isize).max(0) + s - 1) / s;
+    let hi = (((g.w as isize + p - kj as isize) + s - 1) / s).clamp(0, g.ow as isize);
+    (lo as usize, (hi as usize).max(lo as usize))
+}
+
 /// col[(c*KH + ki)*KW + kj][oy*OW + ox] = x[c][oy*s - p + ki][ox*s - p + kj] (0 outside).
+/// Rows are copied as slices (stride 1) or gathered without per-pixel bounds checks.
 fn im2col(x: &[f32], g: &Geometry, col: &mut [f32]) {
     let ohw = g.ohw();
     for c in 0..g.c {
         for ki in 0..g.kh {
             for kj in 0..g.kw {
+                let (lo, hi) = valid_cols(g, kj);
                 let row = &mut col[((c * g.kh + ki) * g.kw + kj) * ohw..][..ohw];
                 for oy in 0..g.oh {
                     let y = (oy * g.stride + ki) as isize - g.pad as isize;
                     let dst = &mut row[oy * g.ow..(oy + 1) * g.ow];
-                    if y < 0 || y >= g.h as isize {
+                    if y < 0 || y >= g.h as isize || lo >= hi {
                         dst.fill(0.0);
                         continue;
                     }
                     let src = &x[(c * g.h + y as usize) * g.w..][..g.w];
-                    for (ox, d) in dst.iter_mut().enumerate() {
-                        let xx = (ox * g.stride + kj) as isize - g.pad as isize;
-                        *d = if xx >= 0 && xx < g.w as isize { src[xx as usize] } else { 0.0 };
+                    dst[..lo].fill(0.0);
+                    dst[hi..].fill(0.0);
+                    let first = lo * g.stride + kj - g.pad;
+                    if g.stride == 1 {
+                        dst[lo..hi].copy_from_slice(&src[first..first + hi - lo]);
+                    } else {
+                        for (d, s) in dst[lo..hi].iter_mut().zip(src[first..].iter().step_by(g.stride)) {
+                            *d = *s;
+                        }
                     }
                 }
             }
@@ -71,18 +88,23 @@ fn col2im(col: &[f32], g: &Geometry, x: &mut [f32]) {
     for c in 0..g.c {
         for ki in 0..g.kh {
             for kj in 0..g.kw {
+                let (lo, hi) = valid_cols(g, kj);
+                if lo >= hi {
+                    continue;
+                }
                 let row = &col[((c * g.kh + ki) * g.kw + kj) * ohw..][..ohw];
+                let first = lo * g.stride + kj - g.pad;
                 for oy in 0..g.oh {
                     let y = (oy * g.stride + ki) as isize - g.pad as isize;
                     if y < 0 || y >= g.h as isize {
                         continue;
                     }
                     let dst = &mut x[(c * g.h + y as usize) * g.w..][..g.w];
-                    for (ox, v) in row[oy * g.ow..(oy + 1) * g.ow].iter().enumerate() {
-                        let xx = (ox * g.stride + kj) as isize - g.pad as isize;
-                        if xx >= 0 && xx < g.w as isize {
-                            dst[xx as usize] += v;
-                        }
+                    let src = &row[oy * g.ow + lo..oy * g.ow + hi];
+                    if g.stride == 1 {
+                        dst[first..first + hi - lo].iter_mut().zip(src).for_each(|(d, v)| *d += v);
+                    } else {
+                        dst[first..].iter_mut().step_by(g.stride).zip(src).for_each(|(d, v)| *d += v);
                     }
                 }
             }
@@ -123,6 +145,14 @@ fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]>
     Ok(&v[a..b])
 }
 
+/// The f32 data of a contiguous CPU tensor, borrowed from its storage (no copy).
+fn cpu_f32<'a>(s: &'a Storage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+    match s {
+        Storage::Cpu(s) => f32_slice(s, l, what),
+        _ => Err(error(format!("conv2d: {what} must be on the CPU"))),
+    }
+}
+
 struct Conv2dOp {
     stride: usize,
     pad: usize,
@@ -141,16 +171,15 @@ impl Conv2dOp {
         let ow = (wd + 2 * self.pad - kw) / self.stride + 1;
         Ok(Geometry { n, c, h, w: wd, o, kh, kw, oh, ow, stride: self.stride, pad: self.pad })
     }
-}
 
-impl CustomOp2 for Conv2dOp {
-    fn name(&self) -> &'static str {
-        "support-conv2d"
-    }
-
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (x, wt) = (f32_slice(s1, l1, "input")?, f32_slice(s2, l2, "weight")?);
-        let g = self.geometry(l1.dims(), l2.dims())?;
+    /// `out = conv(x, w) [+ bias]`, the bias written first and the gemm accumulated onto it.
+    fn forward(&self, x: &[f32], xl: &Layout, wt: &[f32], wl: &Layout, bias: Option<&[f32]>) -> Result<(CpuStorage, Shape)> {
+        let g = self.geometry(xl.dims(), wl.dims())?;
+        if let Some(b) = bias {
+            if b.len() != g.o {
+                return Err(error(format!("conv2d: the bias has {} values for {} output channels", b.len(), g.o)));
+            }
+        }
         let (ckk, ohw, img) = (g.ckk(), g.ohw(), g.c * g.h * g.w);
         let mut out = vec![0f32; g.n * g.o * ohw];
         let par = inner_parallelism(g.n);
@@ -160,51 +189,92 @@ impl CustomOp2 for Conv2dOp {
             for (i, dst) in out.chunks_mut(g.o * ohw).enumerate() {
                 let b = t * chunk + i;
                 im2col(&x[b * img..(b + 1) * img], &g, &mut col);
-                matmul(g.o, ohw, ckk, dst, false, wt, (ckk as isize, 1), &col, (ohw as isize, 1), par);
+                if let Some(bias) = bias {
+                    dst.chunks_mut(ohw).zip(bias).for_each(|(row, v)| row.fill(*v));
+                }
+                matmul(g.o, ohw, ckk, dst, bias.is_some(), wt, (ckk as isize, 1), &col, (ohw as isize, 1), par);
             }
         });
         Ok((CpuStorage::F32(out), Shape::from((g.n, g.o, g.oh, g.ow))))
     }
 
-    fn bwd(&self, arg: &Tensor, kernel: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    /// (dX if the input needs it, dW, dBias if asked).
+    fn backward(&self, arg: &Tensor, kernel: &Tensor, grad: &Tensor, with_bias: bool) -> Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
         let g = self.geometry(arg.dims(), kernel.dims())?;
         let (ckk, ohw, img) = (g.ckk(), g.ohw(), g.c * g.h * g.w);
-        let flat = |t: &Tensor| -> Result<Vec<f32>> { t.to_device(&candle_core::Device::Cpu)?.contiguous()?.flatten_all()?.to_vec1::<f32>() };
-        let (x, wt, dy) = (flat(arg)?, flat(kernel)?, flat(grad)?);
+        let (arg_c, kernel_c, grad_c) = (arg.contiguous()?, kernel.contiguous()?, grad.contiguous()?);
+        let ((xs, xl), (ws, wl), (ds, dl)) = (arg_c.storage_and_layout(), kernel_c.storage_and_layout(), grad_c.storage_and_layout());
+        let (x, wt, dy) = (cpu_f32(&xs, xl, "input")?, cpu_f32(&ws, wl, "weight")?, cpu_f32(&ds, dl, "gradient")?);
         let need_dx = arg.track_op();
         let par = inner_parallelism(g.n);
         let chunk = g.n.div_ceil(threads());
         let mut dx = vec![0f32; if need_dx { g.n * img } else { 0 }];
         let dx_chunks: Vec<&mut [f32]> = if need_dx { dx.chunks_mut(chunk * img).collect() } else { (0..g.n.div_ceil(chunk)).map(|_| &mut [][..]).collect() };
-        let dws: Vec<Vec<f32>> = dx_chunks
+        let parts: Vec<(Vec<f32>, Vec<f32>)> = dx_chunks
             .into_par_iter()
             .enumerate()
             .map(|(t, dx)| {
                 let mut col = vec![0f32; ckk * ohw];
                 let mut dcol = vec![0f32; if need_dx { ckk * ohw } else { 0 }];
                 let mut dw = vec![0f32; g.o * ckk];
+                let mut db = vec![0f32; if with_bias { g.o } else { 0 }];
                 for b in t * chunk..((t + 1) * chunk).min(g.n) {
                     let dyb = &dy[b * g.o * ohw..(b + 1) * g.o * ohw];
+                    if with_bias {
+                        db.iter_mut().zip(dyb.chunks(ohw)).for_each(|(d, row)| *d += row.iter().sum::<f32>());
+                    }
                     im2col(&x[b * img..(b + 1) * img], &g, &mut col);
                     // dW (O, CKK) += dY (O, OHW) @ col^T (OHW, CKK)
                     matmul(g.o, ckk, ohw, &mut dw, true, dyb, (ohw as isize, 1), &col, (1, ohw as isize), par);
                     if need_dx {
                         // dcol (CKK, OHW) = W^T (CKK, O) @ dY (O, OHW)
-                        matmul(ckk, ohw, g.o, &mut dcol, false, &wt, (1, ckk as isize), dyb, (ohw as isize, 1), par);
+                        matmul(ckk, ohw, g.o, &mut dcol, false, wt, (1, ckk as isize), dyb, (ohw as isize, 1), par);
                         let i = b - t * chunk;
                         col2im(&dcol, &g, &mut dx[i * img..(i + 1) * img]);
                     }
                 }
-                dw
+                (dw, db)
             })
             .collect();
-        let mut dw = vec![0f32; g.o * ckk];
-        for part in dws {
-            dw.iter_mut().zip(part).for_each(|(a, b)| *a += b);
+        let (mut dw, mut db) = (vec![0f32; g.o * ckk], vec![0f32; g.o]);
+        for (pw, pb) in parts {
+            dw.iter_mut().zip(pw).for_each(|(a, b)| *a += b);
+            db.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
         }
         let dw = Tensor::from_vec(dw, kernel.shape(), kernel.device())?;
         let dx = if need_dx { Some(Tensor::from_vec(dx, arg.shape(), arg.device())?) } else { None };
+        let db = if with_bias { Some(Tensor::from_vec(db, g.o, kernel.device())?) } else { None };
+        Ok((dx, dw, db))
+    }
+}
+
+impl CustomOp2 for Conv2dOp {
+    fn name(&self) -> &'static str {
+        "support-conv2d"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        self.forward(f32_slice(s1, l1, "input")?, l1, f32_slice(s2, l2, "weight")?, l2, None)
+    }
+
+    fn bwd(&self, arg: &Tensor, kernel: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw, _) = self.backward(arg, kernel, grad, false)?;
         Ok((dx, Some(dw)))
+    }
+}
+
+impl CustomOp3 for Conv2dOp {
+    fn name(&self) -> &'static str {
+        "support-conv2d-bias"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+        self.forward(f32_slice(s1, l1, "input")?, l1, f32_slice(s2, l2, "weight")?, l2, Some(f32_slice(s3, l3, "bias")?))
+    }
+
+    fn bwd(&self, arg: &Tensor, kernel: &Tensor, _bias: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw, db) = self.backward(arg, kernel, grad, true)?;
+        Ok((dx, Some(dw), db))
     }
 }
 
@@ -216,4 +286,14 @@ pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, pad: usize) -> Result<Tenso
         return x.conv2d(w, pad, stride, 1, 1);
     }
     x.contiguous()?.apply_op2(&w.contiguous()?, Conv2dOp { stride, pad })
+}
+
+/// [`conv2d`] plus a per-channel `bias` of shape `(O,)`, added inside the same op (no
+/// broadcast add, and the bias gradient is summed in the backward pass's own loop).
+pub fn conv2d_bias(x: &Tensor, w: &Tensor, bias: &Tensor, stride: usize, pad: usize) -> Result<Tensor> {
+    if !x.device().is_cpu() || x.dtype() != candle_core::DType::F32 || w.dtype() != candle_core::DType::F32 || bias.dtype() != candle_core::DType::F32 {
+        let o = w.dim(0)?;
+        return x.conv2d(w, pad, stride, 1, 1)?.broadcast_add(&bias.reshape((1, o, 1, 1))?);
+    }
+    x.contiguous()?.apply_op3(&w.contiguous()?, &bias.contiguous()?, Conv2dOp { stride, pad })
 }

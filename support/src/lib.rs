@@ -3,6 +3,7 @@
 //! One flat module per concept, as in candle-nn:
 //! - [`rng`]: a seeded random generator (candle's CPU RNG cannot be seeded).
 //! - [`data`]: MNIST / CIFAR-10 readers, data root, download with SHA-256 checks, splits, loaders.
+//! - [`act`]: ReLU with a one-pass backward.
 //! - [`nn`]: parameters with PyTorch's default init, `Linear`, `Dropout`, `Sequential`, the `Model` trait.
 //! - [`optim`]: SGD and Adam exactly as `torch.optim` defines them.
 //! - [`train`]: `train_model`, `evaluate_model`, `print_overall_metrics`, `History`.
@@ -24,6 +25,7 @@ pub use candle_nn;
 pub use image;
 pub use plotters;
 
+pub mod act;
 pub mod cifar;
 pub mod conv;
 pub mod data;

@@ -236,10 +236,9 @@ impl Conv2d {
         if h < self.kernel.0 || w < self.kernel.1 {
             return Err(error(format!("Conv2d: the padded input {h}x{w} is smaller than the kernel {:?}", self.kernel)));
         }
-        let y = crate::conv::conv2d(&x, &self.weight, self.stride, pad)?;
         match &self.bias {
-            Some(bias) => y.broadcast_add(&bias.reshape((1, self.out_channels, 1, 1))?),
-            None => Ok(y),
+            Some(bias) => crate::conv::conv2d_bias(&x, &self.weight, bias, self.stride, pad),
+            None => crate::conv::conv2d(&x, &self.weight, self.stride, pad),
         }
     }
 }
@@ -448,7 +447,7 @@ impl Sequential {
             Layer::Conv2d(c) => c.forward(x)?,
             Layer::MaxPool2d(p) => crate::pool::max_pool2d(x, *p)?,
             Layer::AvgPool2d(p) => crate::pool::avg_pool2d(x, *p)?,
-            Layer::ReLU => x.relu()?,
+            Layer::ReLU => crate::act::relu(x)?,
             Layer::Dropout(p) if train => dropout(x, *p, &mut self.dropout_rng.borrow_mut())?,
             Layer::Dropout(_) => x.clone(),
         })

@@ -110,3 +110,35 @@ fn batched_conv_matches_candle_and_skips_the_data_gradient() {
     let grads = y.sum_all().unwrap().backward().unwrap();
     assert!(grads.get(&x).is_none() && grads.get(w.as_tensor()).is_some());
 }
+
+/// Every geometry the fast im2col/col2im paths distinguish (stride 1 slices, strided gathers,
+/// kernels wider than the padding, rows entirely in the padding): the forward against candle's
+/// conv2d, and the input gradient by the adjoint identity <conv(x), g> = <x, dX(g)> (exact for a
+/// linear map, so it checks col2im against im2col without trusting candle's backward).
+#[test]
+fn conv_geometry_sweep_forward_and_adjoint() {
+    let mut rng = Rng::new(3);
+    for &(h, w) in &[(7usize, 5usize), (6, 9), (4, 4)] {
+        for k in 1..=5 {
+            for stride in 1..=3 {
+                for pad in 0..=2 {
+                    if h + 2 * pad < k || w + 2 * pad < k {
+                        continue;
+                    }
+                    let x = support::candle::Var::from_vec(rng.uniform_vec(2 * 3 * h * w, -1.0, 1.0), (2, 3, h, w), &Device::Cpu).unwrap();
+                    let wt = Tensor::from_vec(rng.uniform_vec(4 * 3 * k * k, -1.0, 1.0), (4, 3, k, k), &Device::Cpu).unwrap();
+                    let ours = support::conv::conv2d(x.as_tensor(), &wt, stride, pad).unwrap();
+                    let theirs = x.as_tensor().conv2d(&wt, pad, stride, 1, 1).unwrap();
+                    assert_eq!(ours.dims(), theirs.dims(), "h{h} w{w} k{k} s{stride} p{pad}");
+                    let diff = (&ours - &theirs).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                    assert!(diff < 1e-4, "forward h{h} w{w} k{k} s{stride} p{pad}: max diff {diff}");
+                    let g = Tensor::from_vec(rng.uniform_vec(ours.elem_count(), -1.0, 1.0), ours.shape(), &Device::Cpu).unwrap();
+                    let dx = ours.mul(&g).unwrap().sum_all().unwrap().backward().unwrap().get(x.as_tensor()).unwrap().clone();
+                    let lhs = ours.mul(&g).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+                    let rhs = x.as_tensor().mul(&dx).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+                    assert!((lhs - rhs).abs() < 1e-3 * (1.0 + lhs.abs()), "adjoint h{h} w{w} k{k} s{stride} p{pad}: {lhs} vs {rhs}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Activations as candle custom ops with a one-pass backward.
+//!
+//! candle 0.11 differentiates `relu` as `grad * (x >= 0).to_dtype()` (a zeros tensor, a
+//! comparison, a cast and a multiply: four passes and three allocations per layer). Here the
+//! backward reads the saved output once: `dX = dY where y > 0, else 0` (PyTorch's rule: the
+//! gradient at exactly 0 is 0). Off the CPU, or for non-f32 tensors, candle's ops are used.
+
+use crate::{error, Result, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape};
+use rayon::prelude::*;
+
+/// Below this many elements one thread does the work (spawning costs more).
+const PAR_MIN: usize = 1 << 15;
+
+fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(v) = s else { return Err(error(format!("{op}: expected f32"))) };
+    let Some((a, b)) = l.contiguous_offsets() else { return Err(error(format!("{op}: expected a contiguous tensor"))) };
+    Ok(&v[a..b])
+}
+
+fn map(x: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
+    if x.len() < PAR_MIN {
+        return x.iter().map(|&v| f(v)).collect();
+    }
+    let mut out = vec![0f32; x.len()];
+    out.par_chunks_mut(PAR_MIN).zip(x.par_chunks(PAR_MIN)).for_each(|(o, x)| o.iter_mut().zip(x).for_each(|(o, &v)| *o = f(v)));
+    out
+}
+
+struct Relu;
+
+impl CustomOp1 for Relu {
+    fn name(&self) -> &'static str {
+        "support-relu"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        Ok((CpuStorage::F32(map(contiguous(s, l, "relu")?, |v| v.max(0.0))), l.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(grad.contiguous()?.apply_op2_no_bwd(&res.contiguous()?, &ReluGrad)?))
+    }
+}
+
+/// `(dY, Y) -> dY * (Y > 0)`.
+struct ReluGrad;
+
+impl CustomOp2 for ReluGrad {
+    fn name(&self) -> &'static str {
+        "support-relu-grad"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (dy, y) = (contiguous(s1, l1, "relu backward")?, contiguous(s2, l2, "relu backward")?);
+        if dy.len() != y.len() {
+            return Err(error("relu backward: gradient and output sizes differ"));
+        }
+        let f = |(o, (d, y)): (&mut f32, (&f32, &f32))| *o = if *y > 0.0 { *d } else { 0.0 };
+        let mut out = vec![0f32; dy.len()];
+        if dy.len() < PAR_MIN {
+            out.iter_mut().zip(dy.iter().zip(y)).for_each(f);
+        } else {
+            out.par_chunks_mut(PAR_MIN).zip(dy.par_chunks(PAR_MIN).zip(y.par_chunks(PAR_MIN))).for_each(|(o, (d, y))| o.iter_mut().zip(d.iter().zip(y)).for_each(f));
+        }
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// `torch.relu(x)`, differentiable, with the cheap backward above.
+pub fn relu(x: &Tensor) -> Result<Tensor> {
+    if !x.device().is_cpu() || x.dtype() != DType::F32 {
+        return x.relu();
+    }
+    x.contiguous()?.apply_op1(Relu)
+}
+
+/// [`relu`] as a candle `Module`, for chains: `conv.forward(&x)?.apply(&ReLU)?`.
+#[derive(Clone, Copy, Debug)]
+pub struct ReLU;
+
+impl candle_core::Module for ReLU {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        relu(x)
+    }
+}
