@@ -483,9 +483,23 @@ pub const QUICK_SIZES: (usize, usize, usize) = (4096, 1024, 1024);
 pub fn mnist_splits(split_seed: u64) -> Result<(Dataset, Dataset, Dataset)> {
     crate::tune_allocator();
     let root = data_root();
-    let full = load_mnist(&root, true)?;
-    let mut test = load_mnist(&root, false)?;
-    let mut parts = random_split(&full, &[50_000, 10_000], split_seed)?;
+    splits(load_mnist(&root, true)?, load_mnist(&root, false)?, 50_000, split_seed)
+}
+
+/// The CIFAR-10 splits of the original notebook: the 50,000 training images split 40,000 /
+/// 10,000 with `split_seed` (42 there), and the 10,000 test images, all normalised as
+/// `Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))` to [-1, 1]. Quick mode as [`mnist_splits`].
+pub fn cifar10_splits(split_seed: u64) -> Result<(Dataset, Dataset, Dataset)> {
+    crate::tune_allocator();
+    let root = data_root();
+    let (full, test) = (load_cifar10(&root, true)?.normalize(0.5, 0.5)?, load_cifar10(&root, false)?.normalize(0.5, 0.5)?);
+    splits(full, test, 40_000, split_seed)
+}
+
+/// `full` split into `n_train` / the rest with `seed`, plus `test`; quick-mode slices; sizes printed.
+fn splits(full: Dataset, mut test: Dataset, n_train: usize, seed: u64) -> Result<(Dataset, Dataset, Dataset)> {
+    let n_val = full.len().checked_sub(n_train).ok_or_else(|| error(format!("cannot split {} samples into {n_train} for training and the rest", full.len())))?;
+    let mut parts = random_split(&full, &[n_train, n_val], seed)?;
     let (mut val, mut train) = (parts.pop().unwrap(), parts.pop().unwrap());
     if crate::quick_mode() {
         println!("Quick mode (PLAYGROUND_QUICK=1): keeping {QUICK_SIZES:?} samples of train / validation / test.");
@@ -499,13 +513,19 @@ pub fn mnist_splits(split_seed: u64) -> Result<(Dataset, Dataset, Dataset)> {
     Ok((train, val, test))
 }
 
+/// Train / validation / test loaders over `splits`: the training loader reshuffles every epoch
+/// (seeded with `seed`), the others keep their order.
+pub fn loaders((train, val, test): (Dataset, Dataset, Dataset), batch_size: usize, seed: u64) -> Result<(DataLoader, DataLoader, DataLoader)> {
+    Ok((DataLoader::new(train, batch_size, true, seed)?, DataLoader::new(val, batch_size, false, 0)?, DataLoader::new(test, batch_size, false, 0)?))
+}
+
+/// The CIFAR-10 loaders of the original notebook over [`cifar10_splits`] (batch 256 there).
+pub fn cifar10_loaders(batch_size: usize, split_seed: u64) -> Result<(DataLoader, DataLoader, DataLoader)> {
+    loaders(cifar10_splits(split_seed)?, batch_size, split_seed)
+}
+
 /// The three MNIST loaders of the original notebooks over [`mnist_splits`]: the training
 /// loader reshuffles every epoch (seeded with `split_seed`), the others keep their order.
 pub fn mnist_loaders(batch_size: usize, split_seed: u64) -> Result<(DataLoader, DataLoader, DataLoader)> {
-    let (train, val, test) = mnist_splits(split_seed)?;
-    Ok((
-        DataLoader::new(train, batch_size, true, split_seed)?,
-        DataLoader::new(val, batch_size, false, 0)?,
-        DataLoader::new(test, batch_size, false, 0)?,
-    ))
+    loaders(mnist_splits(split_seed)?, batch_size, split_seed)
 }

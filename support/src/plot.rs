@@ -464,3 +464,69 @@ pub fn bar_chart(labels: &[String], values: &[f64], axis_label: &str) -> Result<
         Ok(())
     })
 }
+
+/// A square matrix with values in [0, 1] (e.g. a row-normalised confusion matrix) as a
+/// blue-scale grid, each cell labelled with its value, rows and columns labelled with `labels`
+/// (rows: true class, columns: predicted class).
+pub fn matrix(values: &[Vec<f64>], labels: &[String], title: &str) -> Result<Figure> {
+    let n = labels.len();
+    if n == 0 || values.len() != n || values.iter().any(|r| r.len() != n) {
+        return Err(error(format!("matrix needs {n} rows of {n} values")));
+    }
+    let (cell, left, top) = (52i32, 80i32, 50i32);
+    let size = cell * n as i32;
+    Figure::render((left + size + 20) as u32, (top + size + 60) as u32, |root| {
+        root.fill(&WHITE).map_err(draw_err)?;
+        draw_title(root, title, left + size / 2, 22, true)?;
+        let centered = |size: i32| TextStyle::from((FONT, size).into_font()).color(&BLACK).pos(plotters::style::text_anchor::Pos::new(
+            plotters::style::text_anchor::HPos::Center,
+            plotters::style::text_anchor::VPos::Center,
+        ));
+        for (i, row) in values.iter().enumerate() {
+            for (j, &v) in row.iter().enumerate() {
+                let v = v.clamp(0.0, 1.0);
+                let shade = |c: u8| (255.0 - v * (255.0 - c as f64)) as u8;
+                let (x, y) = (left + j as i32 * cell, top + i as i32 * cell);
+                root.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], RGBColor(shade(0x08), shade(0x30), shade(0x6b)).filled())).map_err(draw_err)?;
+                let text = centered(13).color(if v > 0.5 { &WHITE } else { &BLACK });
+                root.draw_text(&format!("{v:.2}"), &text, (x + cell / 2, y + cell / 2)).map_err(draw_err)?;
+            }
+            root.draw_text(&labels[i], &centered(13), (left / 2, top + i as i32 * cell + cell / 2)).map_err(draw_err)?;
+            root.draw_text(&labels[i], &centered(13), (left + i as i32 * cell + cell / 2, top + size + 14)).map_err(draw_err)?;
+        }
+        root.draw_text("predicted class (rows: true class)", &centered(14), (left + size / 2, top + size + 40)).map_err(draw_err)?;
+        Ok(())
+    })
+}
+
+/// Labelled points `(label, x, y)`, e.g. accuracy against time per epoch for several models.
+pub fn scatter(points: &[(String, f64, f64)], x_label: &str, y_label: &str, log_x: bool) -> Result<Figure> {
+    let finite: Vec<&(String, f64, f64)> = points.iter().filter(|p| p.1.is_finite() && p.2.is_finite() && (!log_x || p.1 > 0.0)).collect();
+    if finite.is_empty() {
+        return Err(error("scatter: no finite points to plot"));
+    }
+    let (x0, x1) = finite.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let (y0, y1) = finite.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.2), b.max(p.2)));
+    let ypad = ((y1 - y0) * 0.1).max(0.01);
+    let draw = |root: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>| -> Result<()> {
+        root.fill(&WHITE).map_err(draw_err)?;
+        let mut builder = ChartBuilder::on(root);
+        builder.margin(20).x_label_area_size(40).y_label_area_size(60);
+        macro_rules! finish {
+            ($chart:expr) => {{
+                let mut chart = $chart;
+                chart.configure_mesh().label_style((FONT, 13)).x_desc(x_label).y_desc(y_label).axis_desc_style((FONT, 14)).draw().map_err(draw_err)?;
+                chart.draw_series(finite.iter().map(|p| Circle::new((p.1, p.2), 5, BLUE.filled()))).map_err(draw_err)?;
+                chart.draw_series(finite.iter().map(|p| Text::new(p.0.clone(), (p.1, p.2), (FONT, 13).into_font()))).map_err(draw_err)?;
+            }};
+        }
+        if log_x {
+            finish!(builder.build_cartesian_2d((x0 / 1.5..x1 * 2.5).log_scale(), (y0 - ypad)..(y1 + ypad)).map_err(draw_err)?);
+        } else {
+            let xpad = ((x1 - x0) * 0.1).max(1e-3);
+            finish!(builder.build_cartesian_2d((x0 - xpad)..(x1 + 3.0 * xpad), (y0 - ypad)..(y1 + ypad)).map_err(draw_err)?);
+        }
+        Ok(())
+    };
+    Figure::render(760, 480, draw)
+}

@@ -280,3 +280,62 @@ pub fn activation_maximization(model: &dyn Model, class: usize, shape: (usize, u
     let (predicted, confidence) = predict(model, &image)?;
     Ok(Maximized { class, image, losses, predicted, confidence })
 }
+
+/// Counts of (true class, predicted class) over a data set.
+#[derive(Clone, Debug)]
+pub struct ConfusionMatrix {
+    pub classes: Vec<String>,
+    /// `counts[true][predicted]`.
+    pub counts: Vec<Vec<usize>>,
+}
+
+/// The confusion matrix of `model` (evaluation mode) over `loader`; `classes` names the outputs.
+pub fn confusion_matrix(model: &dyn Model, loader: &DataLoader, classes: &[&str]) -> Result<ConfusionMatrix> {
+    let k = classes.len();
+    let mut counts = vec![vec![0usize; k]; k];
+    let device = model.device();
+    for batch in loader.iter() {
+        let (x, y) = batch?;
+        let pred = model.forward_t(&x.to_device(&device)?, false)?.argmax(1)?.to_vec1::<u32>()?;
+        let truth = y.to_dtype(DType::U32)?.to_vec1::<u32>()?;
+        for (t, p) in truth.into_iter().zip(pred) {
+            let (t, p) = (t as usize, p as usize);
+            if t >= k || p >= k {
+                return Err(error(format!("confusion_matrix: class {} outside the {k} class names", t.max(p))));
+            }
+            counts[t][p] += 1;
+        }
+    }
+    Ok(ConfusionMatrix { classes: classes.iter().map(|s| s.to_string()).collect(), counts })
+}
+
+impl ConfusionMatrix {
+    /// Accuracy of each true class (the diagonal over the row sums).
+    pub fn per_class_accuracy(&self) -> Vec<f64> {
+        self.counts.iter().enumerate().map(|(i, row)| row[i] as f64 / row.iter().sum::<usize>().max(1) as f64).collect()
+    }
+
+    /// The matrix as a table: rows are true classes, columns predictions, last column the recall.
+    pub fn table(&self, title: &str) -> Result<crate::report::Table> {
+        let mut header: Vec<&str> = vec!["true \\ predicted"];
+        header.extend(self.classes.iter().map(|s| s.as_str()));
+        header.push("accuracy");
+        let mut table = crate::report::Table::new(title, &header);
+        for ((name, row), acc) in self.classes.iter().zip(&self.counts).zip(self.per_class_accuracy()) {
+            let mut cells = vec![format!("**{name}**")];
+            cells.extend(row.iter().map(|c| c.to_string()));
+            cells.push(format!("{acc:.3}"));
+            table.push(cells)?;
+        }
+        Ok(table)
+    }
+
+    /// The row-normalised matrix as a labelled heat-map.
+    pub fn figure(&self, title: &str) -> Result<Figure> {
+        let rows: Vec<Vec<f64>> = self.counts.iter().map(|r| {
+            let s = r.iter().sum::<usize>().max(1) as f64;
+            r.iter().map(|&c| c as f64 / s).collect()
+        }).collect();
+        crate::plot::matrix(&rows, &self.classes, title)
+    }
+}
