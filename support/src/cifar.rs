@@ -312,20 +312,52 @@ impl Model for Inception {
     }
 }
 
+/// One of the ten networks: a concrete type (no `Box<dyn Model>`) on purpose. In evcxr every
+/// cell links its own copy of candle; a trait object built in one cell would run its forward
+/// pass with that cell's tensor-id counter while the training cell uses its own, and the two
+/// number their tensors alike (backward then mixes gradients up). An enum's methods compile
+/// into the cell that calls them.
+pub enum CifarNet {
+    Sequential(Sequential),
+    Vgg2(Vgg2),
+    ResNet(ResNet),
+    Inception(Inception),
+}
+
+impl Model for CifarNet {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        match self {
+            CifarNet::Sequential(m) => m.forward_t(x, train),
+            CifarNet::Vgg2(m) => m.forward_t(x, train),
+            CifarNet::ResNet(m) => m.forward_t(x, train),
+            CifarNet::Inception(m) => m.forward_t(x, train),
+        }
+    }
+
+    fn params(&self) -> &Params {
+        match self {
+            CifarNet::Sequential(m) => m.params(),
+            CifarNet::Vgg2(m) => m.params(),
+            CifarNet::ResNet(m) => m.params(),
+            CifarNet::Inception(m) => m.params(),
+        }
+    }
+}
+
 /// Every model of the notebook by its name there: FCN, LeNet5, AlexNet, VGG1, VGG2, VGG3,
 /// ResNet_plain, ResNet, Inception, Inception2.
-pub fn build(name: &str, seed: u64) -> Result<Box<dyn Model>> {
+pub fn build(name: &str, seed: u64) -> Result<CifarNet> {
     Ok(match name {
-        "FCN" => Box::new(fcn(seed)?),
-        "LeNet5" => Box::new(lenet5(seed)?),
-        "AlexNet" => Box::new(alexnet(seed)?),
-        "VGG1" => Box::new(vgg1(seed)?),
-        "VGG2" => Box::new(Vgg2::new(seed)?),
-        "VGG3" => Box::new(vgg3(seed)?),
-        "ResNet_plain" => Box::new(resnet_plain(seed)?),
-        "ResNet" => Box::new(ResNet::new(seed)?),
-        "Inception" => Box::new(Inception::v1(seed)?),
-        "Inception2" => Box::new(Inception::v2(seed)?),
+        "FCN" => CifarNet::Sequential(fcn(seed)?),
+        "LeNet5" => CifarNet::Sequential(lenet5(seed)?),
+        "AlexNet" => CifarNet::Sequential(alexnet(seed)?),
+        "VGG1" => CifarNet::Sequential(vgg1(seed)?),
+        "VGG2" => CifarNet::Vgg2(Vgg2::new(seed)?),
+        "VGG3" => CifarNet::Sequential(vgg3(seed)?),
+        "ResNet_plain" => CifarNet::Sequential(resnet_plain(seed)?),
+        "ResNet" => CifarNet::ResNet(ResNet::new(seed)?),
+        "Inception" => CifarNet::Inception(Inception::v1(seed)?),
+        "Inception2" => CifarNet::Inception(Inception::v2(seed)?),
         other => return Err(error(format!("no CIFAR model called `{other}`; the models are {}", MODELS.join(", ")))),
     })
 }

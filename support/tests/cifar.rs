@@ -1,6 +1,7 @@
 //! The CIFAR-10 zoo: parameter counts equal to the original notebook's, output shapes, and a
 //! clear error for a wrong input size.
 
+use support::nn::Model;
 use support::candle::{DType, Device, Tensor};
 use support::cifar::{build, MODELS};
 

@@ -49,7 +49,7 @@ fn mnist_lenet5() -> Result<Box<dyn Model>> {
 }
 
 fn cifar(name: &str) -> Result<Box<dyn Model>> {
-    support::cifar::build(name, 0)
+    Ok(Box::new(support::cifar::build(name, 0)?))
 }
 
 /// The training-step reference models of `torch_peer.py`.
