@@ -39,6 +39,10 @@ impl Geometry {
     fn ohw(&self) -> usize {
         self.oh * self.ow
     }
+    /// A 1x1, stride-1, unpadded convolution: the image itself is its im2col matrix.
+    fn pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.stride == 1 && self.pad == 0
+    }
 }
 
 /// The output columns `ox` whose input column `ox*s - p + kj` lies inside `0..w`.
@@ -185,14 +189,20 @@ impl Conv2dOp {
         let par = inner_parallelism(g.n);
         let chunk = g.n.div_ceil(threads());
         out.par_chunks_mut(chunk * g.o * ohw).enumerate().for_each(|(t, out)| {
-            let mut col = vec![0f32; ckk * ohw];
+            let mut col = vec![0f32; if g.pointwise() { 0 } else { ckk * ohw }];
             for (i, dst) in out.chunks_mut(g.o * ohw).enumerate() {
                 let b = t * chunk + i;
-                im2col(&x[b * img..(b + 1) * img], &g, &mut col);
+                let xb = &x[b * img..(b + 1) * img];
+                let src = if g.pointwise() {
+                    xb
+                } else {
+                    im2col(xb, &g, &mut col);
+                    &col
+                };
                 if let Some(bias) = bias {
                     dst.chunks_mut(ohw).zip(bias).for_each(|(row, v)| row.fill(*v));
                 }
-                matmul(g.o, ohw, ckk, dst, bias.is_some(), wt, (ckk as isize, 1), &col, (ohw as isize, 1), par);
+                matmul(g.o, ohw, ckk, dst, bias.is_some(), wt, (ckk as isize, 1), src, (ohw as isize, 1), par);
             }
         });
         Ok((CpuStorage::F32(out), Shape::from((g.n, g.o, g.oh, g.ow))))
@@ -214,8 +224,8 @@ impl Conv2dOp {
             .into_par_iter()
             .enumerate()
             .map(|(t, dx)| {
-                let mut col = vec![0f32; ckk * ohw];
-                let mut dcol = vec![0f32; if need_dx { ckk * ohw } else { 0 }];
+                let mut col = vec![0f32; if g.pointwise() { 0 } else { ckk * ohw }];
+                let mut dcol = vec![0f32; if need_dx && !g.pointwise() { ckk * ohw } else { 0 }];
                 let mut dw = vec![0f32; g.o * ckk];
                 let mut db = vec![0f32; if with_bias { g.o } else { 0 }];
                 for b in t * chunk..((t + 1) * chunk).min(g.n) {
@@ -223,14 +233,25 @@ impl Conv2dOp {
                     if with_bias {
                         db.iter_mut().zip(dyb.chunks(ohw)).for_each(|(d, row)| *d += row.iter().sum::<f32>());
                     }
-                    im2col(&x[b * img..(b + 1) * img], &g, &mut col);
+                    let xb = &x[b * img..(b + 1) * img];
+                    let src = if g.pointwise() {
+                        xb
+                    } else {
+                        im2col(xb, &g, &mut col);
+                        &col
+                    };
                     // dW (O, CKK) += dY (O, OHW) @ col^T (OHW, CKK)
-                    matmul(g.o, ckk, ohw, &mut dw, true, dyb, (ohw as isize, 1), &col, (1, ohw as isize), par);
+                    matmul(g.o, ckk, ohw, &mut dw, true, dyb, (ohw as isize, 1), src, (1, ohw as isize), par);
                     if need_dx {
-                        // dcol (CKK, OHW) = W^T (CKK, O) @ dY (O, OHW)
-                        matmul(ckk, ohw, g.o, &mut dcol, false, wt, (1, ckk as isize), dyb, (ohw as isize, 1), par);
                         let i = b - t * chunk;
-                        col2im(&dcol, &g, &mut dx[i * img..(i + 1) * img]);
+                        let dxb = &mut dx[i * img..(i + 1) * img];
+                        // dcol (CKK, OHW) = W^T (CKK, O) @ dY (O, OHW), folded back into dX (pointwise: dcol is dX)
+                        if g.pointwise() {
+                            matmul(ckk, ohw, g.o, dxb, false, wt, (1, ckk as isize), dyb, (ohw as isize, 1), par);
+                        } else {
+                            matmul(ckk, ohw, g.o, &mut dcol, false, wt, (1, ckk as isize), dyb, (ohw as isize, 1), par);
+                            col2im(&dcol, &g, dxb);
+                        }
                     }
                 }
                 (dw, db)
@@ -296,4 +317,132 @@ pub fn conv2d_bias(x: &Tensor, w: &Tensor, bias: &Tensor, stride: usize, pad: us
         return x.conv2d(w, pad, stride, 1, 1)?.broadcast_add(&bias.reshape((1, o, 1, 1))?);
     }
     x.contiguous()?.apply_op3(&w.contiguous()?, &bias.contiguous()?, Conv2dOp { stride, pad })
+}
+
+/// Depthwise 2-D convolution (`groups = channels`, one `kh x kw` filter per channel) with
+/// zero padding `(top, bottom, left, right)`, as MobileNet/EfficientNet use it. Direct loops,
+/// images x channels spread over the cores; forward and backward.
+struct DepthwiseOp {
+    stride: usize,
+    pad: (usize, usize, usize, usize),
+}
+
+#[derive(Clone, Copy)]
+struct DwGeometry {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    kh: usize,
+    kw: usize,
+    oh: usize,
+    ow: usize,
+}
+
+impl DepthwiseOp {
+    fn geometry(&self, x: &[usize], w: &[usize]) -> Result<DwGeometry> {
+        let ([n, c, h, wd], [c2, one, kh, kw]) = (<[usize; 4]>::try_from(x).map_err(|_| error("depthwise conv: input must be (N, C, H, W)"))?, <[usize; 4]>::try_from(w).map_err(|_| error("depthwise conv: weight must be (C, 1, KH, KW)"))?);
+        if c != c2 || one != 1 {
+            return Err(error(format!("depthwise conv: the input has {c} channels, the weight has shape {w:?} (expected ({c}, 1, KH, KW))")));
+        }
+        let (t, b, l, r) = self.pad;
+        if h + t + b < kh || wd + l + r < kw || self.stride == 0 {
+            return Err(error(format!("depthwise conv: kernel {kh}x{kw} does not fit the padded input {}x{}", h + t + b, wd + l + r)));
+        }
+        Ok(DwGeometry { n, c, h, w: wd, kh, kw, oh: (h + t + b - kh) / self.stride + 1, ow: (wd + l + r - kw) / self.stride + 1 })
+    }
+
+    /// Calls `f(output index, input index, kernel index)` for every tap that lands inside the input.
+    #[inline(always)]
+    fn taps(&self, g: &DwGeometry, mut f: impl FnMut(usize, usize, usize)) {
+        let (t, _, l, _) = self.pad;
+        for oy in 0..g.oh {
+            for ki in 0..g.kh {
+                let y = (oy * self.stride + ki) as isize - t as isize;
+                if y < 0 || y >= g.h as isize {
+                    continue;
+                }
+                for ox in 0..g.ow {
+                    let base = (ox * self.stride) as isize - l as isize;
+                    for kj in 0..g.kw {
+                        let x = base + kj as isize;
+                        if x >= 0 && x < g.w as isize {
+                            f(oy * g.ow + ox, y as usize * g.w + x as usize, ki * g.kw + kj);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl CustomOp2 for DepthwiseOp {
+    fn name(&self) -> &'static str {
+        "support-depthwise-conv2d"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (x, wt) = (f32_slice(s1, l1, "input")?, f32_slice(s2, l2, "weight")?);
+        let g = self.geometry(l1.dims(), l2.dims())?;
+        let (hw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.kh * g.kw);
+        let mut out = vec![0f32; g.n * g.c * ohw];
+        out.par_chunks_mut(ohw).enumerate().for_each(|(nc, o)| {
+            let (xs, ws) = (&x[nc * hw..(nc + 1) * hw], &wt[(nc % g.c) * kk..(nc % g.c + 1) * kk]);
+            self.taps(&g, |op, ip, k| o[op] += xs[ip] * ws[k]);
+        });
+        Ok((CpuStorage::F32(out), Shape::from((g.n, g.c, g.oh, g.ow))))
+    }
+
+    fn bwd(&self, arg: &Tensor, kernel: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = self.geometry(arg.dims(), kernel.dims())?;
+        let (hw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.kh * g.kw);
+        let (arg_c, kernel_c, grad_c) = (arg.contiguous()?, kernel.contiguous()?, grad.contiguous()?);
+        let ((xs, xl), (ws, wl), (ds, dl)) = (arg_c.storage_and_layout(), kernel_c.storage_and_layout(), grad_c.storage_and_layout());
+        let (x, wt, dy) = (cpu_f32(&xs, xl, "input")?, cpu_f32(&ws, wl, "weight")?, cpu_f32(&ds, dl, "gradient")?);
+        let need_dx = arg.track_op();
+        let mut dx = vec![0f32; if need_dx { g.n * g.c * hw } else { 0 }];
+        // Per (image, channel): its dX plane and its contribution to the channel's dW.
+        let dws: Vec<Vec<f32>> = if need_dx {
+            dx.par_chunks_mut(hw)
+                .enumerate()
+                .map(|(nc, dxp)| {
+                    let (xp, dyp, ws) = (&x[nc * hw..(nc + 1) * hw], &dy[nc * ohw..(nc + 1) * ohw], &wt[(nc % g.c) * kk..(nc % g.c + 1) * kk]);
+                    let mut dw = vec![0f32; kk];
+                    self.taps(&g, |op, ip, k| {
+                        dw[k] += dyp[op] * xp[ip];
+                        dxp[ip] += dyp[op] * ws[k];
+                    });
+                    dw
+                })
+                .collect()
+        } else {
+            (0..g.n * g.c)
+                .into_par_iter()
+                .map(|nc| {
+                    let (xp, dyp) = (&x[nc * hw..(nc + 1) * hw], &dy[nc * ohw..(nc + 1) * ohw]);
+                    let mut dw = vec![0f32; kk];
+                    self.taps(&g, |op, ip, k| dw[k] += dyp[op] * xp[ip]);
+                    dw
+                })
+                .collect()
+        };
+        let mut dw = vec![0f32; g.c * kk];
+        for (nc, part) in dws.into_iter().enumerate() {
+            dw[(nc % g.c) * kk..(nc % g.c + 1) * kk].iter_mut().zip(part).for_each(|(a, b)| *a += b);
+        }
+        let dw = Tensor::from_vec(dw, kernel.shape(), kernel.device())?;
+        let dx = if need_dx { Some(Tensor::from_vec(dx, arg.shape(), arg.device())?) } else { None };
+        Ok((dx, Some(dw)))
+    }
+}
+
+/// `torch.nn.functional.conv2d(F.pad(x, (l, r, t, b)), w, stride=stride, groups=C)` with
+/// `w: (C, 1, KH, KW)`; `pad = (top, bottom, left, right)`. Candle's grouped convolution runs one
+/// convolution per group; this is one pass. Off the CPU, candle's grouped conv2d is used.
+pub fn depthwise_conv2d(x: &Tensor, w: &Tensor, stride: usize, pad: (usize, usize, usize, usize)) -> Result<Tensor> {
+    if !x.device().is_cpu() || x.dtype() != candle_core::DType::F32 || w.dtype() != candle_core::DType::F32 {
+        let x = x.pad_with_zeros(2, pad.0, pad.1)?.pad_with_zeros(3, pad.2, pad.3)?;
+        return x.conv2d(w, 0, stride, 1, w.dim(0)?);
+    }
+    x.contiguous()?.apply_op2(&w.contiguous()?, DepthwiseOp { stride, pad })
 }

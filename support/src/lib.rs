@@ -29,6 +29,8 @@ pub mod act;
 pub mod cifar;
 pub mod conv;
 pub mod data;
+pub mod efficientnet;
+pub mod imagenet;
 pub mod denoise;
 #[cfg(feature = "download")]
 pub mod download;
@@ -39,6 +41,7 @@ pub mod pool;
 pub mod report;
 pub mod rng;
 pub mod train;
+pub mod weights;
 
 /// Everything a notebook needs, in one `use support::prelude::*;`.
 pub mod prelude {

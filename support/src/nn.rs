@@ -17,6 +17,8 @@ use std::path::Path;
 #[derive(Clone, Debug, Default)]
 pub struct Params {
     vars: Vec<(String, Var)>,
+    /// Non-trainable state saved with the model (BatchNorm running statistics), as PyTorch's buffers.
+    buffers: Vec<(String, Var)>,
 }
 
 impl Params {
@@ -37,6 +39,20 @@ impl Params {
         let t = var.as_tensor().clone();
         self.vars.push((name.into(), var));
         Ok(t)
+    }
+
+    /// Adds a buffer: state that is saved and loaded but not trained nor counted
+    /// (PyTorch's `register_buffer`, e.g. BatchNorm's `running_mean`).
+    pub fn buffer(&mut self, name: impl Into<String>, value: Tensor) -> Result<Tensor> {
+        let var = Var::from_tensor(&value)?;
+        let t = var.as_tensor().clone();
+        self.buffers.push((name.into(), var));
+        Ok(t)
+    }
+
+    /// `(name, buffer)` pairs in definition order.
+    pub fn buffers(&self) -> &[(String, Var)] {
+        &self.buffers
     }
 
     /// All parameters (for an optimiser).
@@ -61,45 +77,45 @@ impl Params {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| error(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let map: HashMap<String, Tensor> = self.vars.iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
+        let map: HashMap<String, Tensor> = self.vars.iter().chain(&self.buffers).map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
         candle_core::safetensors::save(&map, path)
     }
 
-    /// Loads every parameter from a `.safetensors` file written by [`Params::save`] (or by
-    /// PyTorch's `safetensors.torch.save_file(model.state_dict(), path)`). Each key must be
-    /// present with the same shape; f16/bf16/f64 values are converted. Nothing is changed unless
-    /// every key checks out.
+    /// Loads every parameter and buffer from a checkpoint: a `.safetensors` file written by
+    /// [`Params::save`] (or by `safetensors.torch.save_file(model.state_dict(), path)`), or a
+    /// PyTorch `.pth` (zip or legacy format, see [`crate::weights`]). Keys are the PyTorch
+    /// `state_dict` names; each must be present with the same shape and a float dtype (f16/bf16/f64
+    /// are converted); extra keys (e.g. `num_batches_tracked`) are ignored. Nothing is changed
+    /// unless every key checks out.
     pub fn load(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         if !path.exists() {
             return Err(error(format!("weights file {} does not exist; train and save the model first, or fix the path", path.display())));
         }
-        let device = self.vars.first().map(|(_, v)| v.device().clone()).unwrap_or(Device::Cpu);
-        let map = candle_core::safetensors::load(path, &device)
-            .map_err(|e| error(format!("{} is not a readable safetensors file: {e}", path.display())))?;
-        let mut values = Vec::with_capacity(self.vars.len());
-        for (name, var) in &self.vars {
+        let map = crate::weights::read_state_dict(path)?;
+        self.load_tensors(&map, &path.display().to_string())
+    }
+
+    /// [`Params::load`] from tensors already read; `source` names them in error messages.
+    pub fn load_tensors(&self, map: &HashMap<String, Tensor>, source: &str) -> Result<()> {
+        let mut values = Vec::with_capacity(self.vars.len() + self.buffers.len());
+        for (name, var) in self.vars.iter().chain(&self.buffers) {
             let t = map.get(name).ok_or_else(|| {
-                error(format!(
-                    "{} has no tensor `{name}`: it was saved from a different model (it holds {} tensors)",
-                    path.display(),
-                    map.len()
-                ))
+                error(format!("{source} has no tensor `{name}`: it was saved from a different model (it holds {} tensors)", map.len()))
             })?;
             if t.dims() != var.dims() {
                 return Err(error(format!(
-                    "`{name}` in {} has shape {:?}, the model expects {:?}: the file belongs to a different architecture",
-                    path.display(),
+                    "`{name}` in {source} has shape {:?}, the model expects {:?}: the file belongs to a different architecture",
                     t.dims(),
                     var.dims()
                 )));
             }
             if !t.dtype().is_float() {
-                return Err(error(format!("`{name}` in {} has dtype {:?}, a float type was expected", path.display(), t.dtype())));
+                return Err(error(format!("`{name}` in {source} has dtype {:?}, a float type was expected", t.dtype())));
             }
-            values.push(t.to_dtype(var.dtype())?);
+            values.push(t.to_dtype(var.dtype())?.to_device(var.device())?);
         }
-        for ((_, var), value) in self.vars.iter().zip(values) {
+        for ((_, var), value) in self.vars.iter().chain(&self.buffers).zip(values) {
             var.set(&value)?;
         }
         Ok(())
@@ -240,6 +256,43 @@ impl Conv2d {
             Some(bias) => crate::conv::conv2d_bias(&x, &self.weight, bias, self.stride, pad),
             None => crate::conv::conv2d(&x, &self.weight, self.stride, pad),
         }
+    }
+}
+
+/// `torch.nn.BatchNorm2d(channels, eps)` in evaluation mode: per channel
+/// `y = (x - running_mean) / sqrt(running_var + eps) * weight + bias`. Parameters `weight`
+/// (1) and `bias` (0); buffers `running_mean` (0) and `running_var` (1), loaded from checkpoints.
+/// (Training-mode batch statistics are not implemented: the pretrained backbones here run frozen.)
+#[derive(Clone, Debug)]
+pub struct BatchNorm2d {
+    pub weight: Tensor,
+    pub bias: Tensor,
+    pub running_mean: Tensor,
+    pub running_var: Tensor,
+    pub eps: f64,
+}
+
+impl BatchNorm2d {
+    pub fn new(params: &mut Params, prefix: &str, channels: usize, eps: f64, device: &Device) -> Result<Self> {
+        let ones = Tensor::ones(channels, candle_core::DType::F32, device)?;
+        let zeros = Tensor::zeros(channels, candle_core::DType::F32, device)?;
+        Ok(BatchNorm2d {
+            weight: params.push(format!("{prefix}.weight"), ones.clone())?,
+            bias: params.push(format!("{prefix}.bias"), zeros.clone())?,
+            running_mean: params.buffer(format!("{prefix}.running_mean"), zeros)?,
+            running_var: params.buffer(format!("{prefix}.running_var"), ones)?,
+            eps,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let c = self.weight.dim(0)?;
+        if x.rank() != 4 || x.dim(1)? != c {
+            return Err(error(format!("BatchNorm2d({c}) got an input of shape {:?}: expected (N, {c}, H, W)", x.dims())));
+        }
+        let scale = (&self.weight / (&self.running_var + self.eps)?.sqrt()?)?;
+        let shift = (&self.bias - (&self.running_mean * &scale)?)?;
+        x.broadcast_mul(&scale.reshape((1, c, 1, 1))?)?.broadcast_add(&shift.reshape((1, c, 1, 1))?)
     }
 }
 

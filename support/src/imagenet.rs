@@ -1,0 +1,227 @@
+//! ImageNet inference: torchvision-exact preprocessing presets, class names, top-5, a loader
+//! for an ImageNet-layout validation folder and the evaluator of the benchmark notebook.
+//!
+//! Preprocessing follows torchvision's `ImageClassification` preset on PIL images: resize the
+//! shorter side to `resize` (bilinear with antialiasing, i.e. a triangle filter whose support
+//! grows with the downscale factor, as PIL does; the longer side is `int(resize * long / short)`),
+//! centre-crop `crop` (offsets rounded as torchvision), scale to [0, 1], normalise per channel.
+//! Grayscale and CMYK JPEGs are converted to RGB first.
+
+use crate::nn::Model;
+use crate::{error, Device, Result, Tensor};
+use image::imageops::FilterType;
+use image::RgbImage;
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// The 1000 ImageNet-1k class names in torchvision index order ("tabby, tabby cat", ...).
+pub fn class_names() -> Vec<&'static str> {
+    include_str!("../assets/imagenet_classes.txt").lines().collect()
+}
+
+/// A preprocessing preset: resize, centre crop, normalisation `(x - mean) / std` with `x` in [0, 1].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Preset {
+    pub resize: u32,
+    pub crop: u32,
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+}
+
+const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+impl Preset {
+    /// AlexNet, VGG16, ResNet18/101: resize 256, crop 224, ImageNet mean/std.
+    pub fn imagenet() -> Self {
+        Preset { resize: 256, crop: 224, mean: IMAGENET_MEAN, std: IMAGENET_STD }
+    }
+    /// Inception v3: resize 342, crop 299, ImageNet mean/std.
+    pub fn inception() -> Self {
+        Preset { resize: 342, crop: 299, mean: IMAGENET_MEAN, std: IMAGENET_STD }
+    }
+    /// EfficientNet-Lite at `resolution` (224 for Lite0): crop = resolution, resize = resolution + 32
+    /// (TF's 0.875 crop), pixels in [0, 255] mapped by `(x - 127) / 128`.
+    pub fn efficientnet_lite(resolution: u32) -> Self {
+        Preset { resize: resolution + 32, crop: resolution, mean: [127.0 / 255.0; 3], std: [128.0 / 255.0; 3] }
+    }
+
+    /// Reads an image file and applies the preset: `(3, crop, crop)`.
+    pub fn load(&self, path: impl AsRef<Path>) -> Result<Tensor> {
+        self.apply(&open_rgb(path.as_ref())?)
+    }
+
+    /// Applies the preset to a decoded RGB image.
+    pub fn apply(&self, img: &RgbImage) -> Result<Tensor> {
+        let (w, h) = img.dimensions();
+        if w == 0 || h == 0 {
+            return Err(error("cannot preprocess an empty image"));
+        }
+        let (nw, nh) = if w <= h {
+            (self.resize, ((self.resize as u64 * h as u64) / w as u64) as u32)
+        } else {
+            (((self.resize as u64 * w as u64) / h as u64) as u32, self.resize)
+        };
+        let resized = if (nw, nh) == (w, h) { img.clone() } else { image::imageops::resize(img, nw, nh, FilterType::Triangle) };
+        let c = self.crop.min(nw).min(nh);
+        let top = ((nh - c) as f64 / 2.0).round() as u32;
+        let left = ((nw - c) as f64 / 2.0).round() as u32;
+        let crop = image::imageops::crop_imm(&resized, left, top, c, c).to_image();
+        let n = (c * c) as usize;
+        let mut data = vec![0f32; 3 * n];
+        for (i, p) in crop.pixels().enumerate() {
+            for ch in 0..3 {
+                data[ch * n + i] = (p[ch] as f32 / 255.0 - self.mean[ch]) / self.std[ch];
+            }
+        }
+        Tensor::from_vec(data, (3, c as usize, c as usize), &Device::Cpu)
+    }
+
+    /// Undoes the normalisation (for display): `x * std + mean`, `(3, H, W)` in [0, 1].
+    pub fn denormalize(&self, x: &Tensor) -> Result<Tensor> {
+        let dev = x.device();
+        let std = Tensor::new(&self.std, dev)?.reshape((3, 1, 1))?;
+        let mean = Tensor::new(&self.mean, dev)?.reshape((3, 1, 1))?;
+        x.broadcast_mul(&std)?.broadcast_add(&mean)
+    }
+}
+
+/// Decodes an image file as RGB (grayscale, CMYK and alpha images are converted).
+pub fn open_rgb(path: &Path) -> Result<RgbImage> {
+    let img = image::ImageReader::open(path)
+        .map_err(|e| error(format!("cannot open image {}: {e}", path.display())))?
+        .with_guessed_format()
+        .map_err(|e| error(format!("cannot read image {}: {e}", path.display())))?
+        .decode()
+        .map_err(|e| error(format!("{} is not a decodable image: {e}", path.display())))?;
+    Ok(img.to_rgb8())
+}
+
+/// The `k` most probable classes of one preprocessed image `(3, H, W)`: `(class, probability)`.
+pub fn top_k(model: &dyn Model, image: &Tensor, k: usize) -> Result<Vec<(usize, f32)>> {
+    let x = image.unsqueeze(0)?.to_device(&model.device())?;
+    let probs = candle_nn::ops::softmax(&model.forward(&x)?.squeeze(0)?, 0)?.to_vec1::<f32>()?;
+    Ok(top_indices(&probs, k).into_iter().map(|i| (i, probs[i])).collect())
+}
+
+fn top_indices(v: &[f32], k: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.sort_by(|&a, &b| v[b].total_cmp(&v[a]));
+    idx.truncate(k);
+    idx
+}
+
+/// Prints a top-5 list as the original notebook: `name (padded to width) | confidence: 55.71%`.
+pub fn print_top5(top: &[(usize, f32)], width: usize) {
+    let names = class_names();
+    for &(i, p) in top {
+        println!("{:<width$} | confidence: {:.2}%", names.get(i).copied().unwrap_or("?"), p * 100.0);
+    }
+}
+
+/// A flat folder of `ILSVRC2012_val_XXXXXXXX.JPEG` files with their labels.
+#[derive(Clone, Debug)]
+pub struct ValFolder {
+    pub files: Vec<PathBuf>,
+    pub labels: Vec<usize>,
+}
+
+impl ValFolder {
+    /// `dir` with a labels file that is either `file label` per line (any subset of the
+    /// validation images) or one label per line for `ILSVRC2012_val_00000001.JPEG`, `..02`, ...
+    /// (the full 50,000-image layout). Every listed file must exist; labels must be < 1000.
+    pub fn open(dir: impl AsRef<Path>, labels: impl AsRef<Path>) -> Result<Self> {
+        let (dir, labels_path) = (dir.as_ref(), labels.as_ref());
+        let text = std::fs::read_to_string(labels_path).map_err(|e| error(format!("cannot read the labels file {}: {e}", labels_path.display())))?;
+        let (mut files, mut labels) = (Vec::new(), Vec::new());
+        for (n, line) in text.lines().map(str::trim).filter(|l| !l.is_empty()).enumerate() {
+            let mut parts = line.split_whitespace();
+            let (file, label) = match (parts.next(), parts.next()) {
+                (Some(f), Some(l)) => (f.to_string(), l),
+                (Some(l), None) => (format!("ILSVRC2012_val_{:08}.JPEG", n + 1), l),
+                _ => continue,
+            };
+            let label: usize = label.parse().map_err(|_| error(format!("{} line {}: `{line}` has no integer label", labels_path.display(), n + 1)))?;
+            if label >= 1000 {
+                return Err(error(format!("{} line {}: label {label} is not an ImageNet-1k class (0..999)", labels_path.display(), n + 1)));
+            }
+            let path = dir.join(&file);
+            if !path.exists() {
+                return Err(error(format!("{} lists {file}, which is not in {}", labels_path.display(), dir.display())));
+            }
+            files.push(path);
+            labels.push(label);
+        }
+        if files.is_empty() {
+            return Err(error(format!("{} lists no images", labels_path.display())));
+        }
+        Ok(ValFolder { files, labels })
+    }
+
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// Images `range` preprocessed with `preset` (decoded in parallel): `(N, 3, crop, crop)` and labels.
+    pub fn batch(&self, range: std::ops::Range<usize>, preset: &Preset) -> Result<(Tensor, Vec<usize>)> {
+        let range = range.start.min(self.len())..range.end.min(self.len());
+        let images: Vec<Tensor> = self.files[range.clone()].par_iter().map(|f| preset.load(f)).collect::<Result<_>>()?;
+        Ok((Tensor::stack(&images, 0)?, self.labels[range].to_vec()))
+    }
+}
+
+/// What [`evaluate`] measured.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Evaluation {
+    pub loss: f64,
+    pub top1: f64,
+    pub top5: f64,
+    pub images: usize,
+    pub seconds: f64,
+}
+
+impl Evaluation {
+    pub fn images_per_second(&self) -> f64 {
+        self.images as f64 / self.seconds.max(1e-9)
+    }
+}
+
+/// Cross-entropy loss, top-1 and top-5 accuracy of `model` over `folder` with `preset`, in
+/// batches of `batch_size`; the time covers decoding, preprocessing and the forward passes (as
+/// the original's). Prints a progress line about every 10% and the original's two result lines.
+pub fn evaluate(model: &dyn Model, folder: &ValFolder, preset: &Preset, batch_size: usize) -> Result<Evaluation> {
+    crate::tune_allocator();
+    let start = Instant::now();
+    let (mut loss, mut top1, mut top5, mut seen) = (0.0f64, 0usize, 0usize, 0usize);
+    let n = folder.len();
+    let mut next_report = n / 10;
+    for lo in (0..n).step_by(batch_size.max(1)) {
+        let (x, labels) = folder.batch(lo..lo + batch_size.max(1), preset)?;
+        let logits = model.forward(&x.to_device(&model.device())?)?.to_device(&Device::Cpu)?;
+        let target = Tensor::from_vec(labels.iter().map(|&l| l as u32).collect::<Vec<_>>(), labels.len(), &Device::Cpu)?;
+        let l = candle_nn::loss::cross_entropy(&logits, &target)?.to_scalar::<f32>()? as f64;
+        if !l.is_finite() {
+            return Err(error("the loss is not finite: the weights or the preprocessing do not match the model"));
+        }
+        loss += l * labels.len() as f64;
+        for (row, &label) in logits.to_vec2::<f32>()?.iter().zip(&labels) {
+            let top = top_indices(row, 5);
+            top1 += (top[0] == label) as usize;
+            top5 += top.contains(&label) as usize;
+        }
+        seen += labels.len();
+        if seen >= next_report && seen < n {
+            println!("  {seen}/{n} images, top-1 so far {:.3}, {:.1} images/s", top1 as f64 / seen as f64, seen as f64 / start.elapsed().as_secs_f64());
+            next_report = seen + n / 10;
+        }
+    }
+    let e = Evaluation { loss: loss / seen as f64, top1: top1 as f64 / seen as f64, top5: top5 as f64 / seen as f64, images: seen, seconds: start.elapsed().as_secs_f64() };
+    println!("Loss: {:.3}, accuracy: {:.3}, top-5 accuracy: {:.3}", e.loss, e.top1, e.top5);
+    println!("Inference time: {:.2} min ({:.1} images/s)", e.seconds / 60.0, e.images_per_second());
+    Ok(e)
+}
