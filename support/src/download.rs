@@ -10,13 +10,34 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// The system's CA bundle (`$SSL_CERT_FILE`, else the usual Linux locations), so downloads work
+/// behind a TLS-inspecting proxy whose CA the system trusts; `None` falls back to the Mozilla
+/// roots built into ureq.
+fn system_roots() -> Option<ureq::tls::RootCerts> {
+    let candidates = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from).into_iter().chain(
+        ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"].iter().map(PathBuf::from),
+    );
+    for path in candidates {
+        let Ok(pem) = std::fs::read(&path) else { continue };
+        let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                _ => None,
+            })
+            .collect();
+        if !certs.is_empty() {
+            return Some(ureq::tls::RootCerts::new_with_certs(&certs));
+        }
+    }
+    None
+}
+
 fn agent() -> ureq::Agent {
-    ureq::Agent::new_with_config(
-        ureq::Agent::config_builder()
-            .timeout_connect(Some(Duration::from_secs(15)))
-            .timeout_global(Some(Duration::from_secs(1800)))
-            .build(),
-    )
+    let mut config = ureq::Agent::config_builder().timeout_connect(Some(Duration::from_secs(15))).timeout_global(Some(Duration::from_secs(1800)));
+    if let Some(roots) = system_roots() {
+        config = config.tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build());
+    }
+    ureq::Agent::new_with_config(config.build())
 }
 
 fn part_path(dest: &Path) -> PathBuf {

