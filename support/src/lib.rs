@@ -40,6 +40,7 @@ pub mod plot;
 pub mod pool;
 pub mod report;
 pub mod rng;
+pub mod torchvision;
 pub mod train;
 pub mod weights;
 
