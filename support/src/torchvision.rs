@@ -351,6 +351,8 @@ enum Arch {
 /// One of torchvision's ImageNet classifiers (a concrete type, see `cifar::CifarNet` for why).
 pub struct TorchvisionNet {
     pub name: &'static str,
+    /// Whether real pretrained weights were loaded (see [`TorchvisionNet::pretrained`]).
+    pub pretrained: bool,
     params: Params,
     arch: Arch,
 }
@@ -378,7 +380,29 @@ impl TorchvisionNet {
             "Inception v3" | "Inception" => ("Inception v3", Arch::Inception(Inception3::new(&mut b)?)),
             other => return Err(error(format!("no torchvision model `{other}`; the models are {}", TORCHVISION_MODELS.map(|m| m.0).join(", ")))),
         };
-        Ok(TorchvisionNet { name, params: b.p, arch })
+        Ok(TorchvisionNet { name, pretrained: false, params: b.p, arch })
+    }
+
+    /// The architecture with torchvision's ImageNet weights when its official checkpoint is in
+    /// [`crate::weights::weights_dir`]; otherwise with seeded random weights, saying so (the
+    /// timings are still real, the predictions are not). The checkpoints are not reachable from
+    /// the reference machines; elsewhere `https://download.pytorch.org/models/<file>` serves them.
+    pub fn pretrained(name: &str, device: &Device) -> Result<Self> {
+        let mut m = TorchvisionNet::new(name, device)?;
+        let path = crate::weights::weights_dir().join(m.checkpoint_name());
+        if path.exists() {
+            m.load(&path)?;
+            m.pretrained = true;
+            println!("{}: loaded torchvision's ImageNet weights from {}", m.name, path.display());
+        } else {
+            println!(
+                "{}: no checkpoint at {} (get it from https://download.pytorch.org/models/{}); using random weights: timings are real, predictions are not",
+                m.name,
+                path.display(),
+                m.checkpoint_name()
+            );
+        }
+        Ok(m)
     }
 
     /// Loads a torchvision checkpoint (`.pth` or `.safetensors`) by its own key names.
