@@ -8,7 +8,7 @@
 //! ([`crate::imagenet::Preset::efficientnet_lite`]). Keys follow the checkpoint (`_conv_stem`,
 //! `_blocks.N._expand_conv`, `_depthwise_conv`, `_project_conv`, `_bn0..2`, `_conv_head`, `_fc`).
 
-use crate::conv::{conv2d, depthwise_conv2d};
+use crate::conv::{conv2d_bias, depthwise_conv2d};
 use crate::nn::{BatchNorm2d, Linear, Model, Params};
 use crate::rng::Rng;
 use crate::{error, Device, Result, Tensor};
@@ -54,14 +54,15 @@ impl SameConv {
         Ok(SameConv { weight: p.uniform(format!("{name}.weight"), &[cout, cin, k, k], bound, rng, device)?, stride })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    /// `bn(conv(x))` in one convolution (BatchNorm folded into the weights and a bias).
+    fn forward_bn(&self, bn: &BatchNorm2d, x: &Tensor) -> Result<Tensor> {
+        let (scale, shift) = bn.scale_shift()?;
+        let weight = self.weight.broadcast_mul(&scale.reshape((self.weight.dim(0)?, 1, 1, 1))?)?;
         let (k, (h, w)) = (self.weight.dim(2)?, (x.dim(2)?, x.dim(3)?));
         let ((t, b), (l, r)) = (same_pad(h, k, self.stride), same_pad(w, k, self.stride));
-        if k == 1 {
-            return conv2d(x, &self.weight, self.stride, 0);
-        }
-        let x = if t == b && l == r && t == l { x.clone() } else { x.pad_with_zeros(2, t, b)?.pad_with_zeros(3, l, r)? };
-        conv2d(&x, &self.weight, self.stride, if t == b && l == r && t == l { t } else { 0 })
+        let symmetric = t == b && l == r && t == l;
+        let x = if symmetric { x.clone() } else { x.pad_with_zeros(2, t, b)?.pad_with_zeros(3, l, r)? };
+        conv2d_bias(&x, &weight, &shift, self.stride, if symmetric { t } else { 0 })
     }
 }
 
@@ -79,12 +80,15 @@ impl Block {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut h = x.clone();
         if let Some((conv, bn)) = &self.expand {
-            h = relu6(&bn.forward(&conv.forward(&h)?)?)?;
+            h = relu6(&conv.forward_bn(bn, &h)?)?;
         }
         let k = self.depthwise.dim(2)?;
         let ((t, b), (l, r)) = (same_pad(h.dim(2)?, k, self.stride), same_pad(h.dim(3)?, k, self.stride));
-        h = relu6(&self.bn1.forward(&depthwise_conv2d(&h, &self.depthwise, self.stride, (t, b, l, r))?)?)?;
-        h = self.bn2.forward(&self.project.forward(&h)?)?;
+        let (scale, shift) = self.bn1.scale_shift()?;
+        let c = scale.dim(0)?;
+        let w = self.depthwise.broadcast_mul(&scale.reshape((c, 1, 1, 1))?)?;
+        h = relu6(&depthwise_conv2d(&h, &w, self.stride, (t, b, l, r))?.broadcast_add(&shift.reshape((1, c, 1, 1))?)?)?;
+        h = self.project.forward_bn(&self.bn2, &h)?;
         if self.skip {
             h = (h + x)?;
         }
@@ -172,7 +176,7 @@ impl EfficientNetLite {
         if x.rank() != 4 || x.dim(1)? != 3 {
             return Err(error(format!("EfficientNet-Lite expects images (N, 3, H, W), got {:?}", x.dims())));
         }
-        let mut h = relu6(&self.bn0.forward(&self.stem.forward(x)?)?)?;
+        let mut h = relu6(&self.stem.forward_bn(&self.bn0, x)?)?;
         for b in &self.blocks[..n.min(self.blocks.len())] {
             h = b.forward(&h)?;
         }
@@ -186,7 +190,7 @@ impl EfficientNetLite {
         for b in &self.blocks[from.min(self.blocks.len())..] {
             h = b.forward(&h)?;
         }
-        relu6(&self.bn1.forward(&self.head.forward(&h)?)?)?.mean((2, 3))
+        relu6(&self.head.forward_bn(&self.bn1, &h)?)?.mean((2, 3))
     }
 
     /// The 1000-class classifier on pooled features.

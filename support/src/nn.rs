@@ -285,13 +285,32 @@ impl BatchNorm2d {
         })
     }
 
+    /// The per-channel `(scale, shift)` with `y = x * scale + shift` (evaluation mode).
+    pub fn scale_shift(&self) -> Result<(Tensor, Tensor)> {
+        let scale = (&self.weight / (&self.running_var + self.eps)?.sqrt()?)?;
+        let shift = (&self.bias - (&self.running_mean * &scale)?)?;
+        Ok((scale, shift))
+    }
+
+    /// `self.forward(conv(x))` for a bias-free convolution, as one convolution: the BatchNorm is
+    /// folded into the weights (`w * scale`) and a bias (`shift`), saving two passes over the
+    /// activations. Evaluation mode only (the frozen backbones use it).
+    pub fn fold_into(&self, conv: &Conv2d, x: &Tensor) -> Result<Tensor> {
+        let (scale, shift) = self.scale_shift()?;
+        let o = conv.out_channels;
+        if conv.bias.is_some() || scale.dim(0)? != o {
+            return self.forward(&conv.forward(x)?);
+        }
+        let folded = Conv2d { weight: conv.weight.broadcast_mul(&scale.reshape((o, 1, 1, 1))?)?, bias: Some(shift), ..conv.clone() };
+        folded.forward(x)
+    }
+
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let c = self.weight.dim(0)?;
         if x.rank() != 4 || x.dim(1)? != c {
             return Err(error(format!("BatchNorm2d({c}) got an input of shape {:?}: expected (N, {c}, H, W)", x.dims())));
         }
-        let scale = (&self.weight / (&self.running_var + self.eps)?.sqrt()?)?;
-        let shift = (&self.bias - (&self.running_mean * &scale)?)?;
+        let (scale, shift) = self.scale_shift()?;
         x.broadcast_mul(&scale.reshape((1, c, 1, 1))?)?.broadcast_add(&shift.reshape((1, c, 1, 1))?)
     }
 }

@@ -50,7 +50,7 @@ impl ConvBn {
         Ok(ConvBn { conv: b.conv(&format!("{name}.conv"), cin, cout, k, stride, pad, false)?, bn: b.bn(&format!("{name}.bn"), cout, 1e-3)? })
     }
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.bn.forward(&self.conv.forward(x)?)
+        self.bn.fold_into(&self.conv, x)
     }
     fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
         relu(&self.forward(x)?)

@@ -1,5 +1,5 @@
-//! Training-step benchmark: candle (through `support`) against the PyTorch CPU peer, measured
-//! in the same run on the same machine.
+//! Training-step and inference benchmark: candle (through `support`) against the PyTorch CPU
+//! peer, measured in the same run on the same machine.
 //!
 //!     cargo run --release -p support --bin bench            # all models this build knows
 //!     TORCH_PYTHON=/path/to/python cargo run --release -p support --bin bench
@@ -7,7 +7,9 @@
 //! The peer is `shared/bench/torch_peer.py` (override with `TORCH_PEER`); it needs `torch`. When
 //! the interpreter cannot import torch, the candle column is printed alone with a note.
 //! Protocol (same as the peer): Adam(lr 1e-3), cross-entropy, random inputs in [0, 1) and random
-//! labels, 2 warm-up steps, then the mean of 20 steps (batch <= 64) or 5 steps.
+//! labels, 2 warm-up steps, then the mean of 20 steps (batch <= 64) or 5 steps. Inference: the
+//! torchvision architectures, batch 32, random weights, one warm-up pass then the mean of 2.
+//! `bench NAME...` runs only those rows (e.g. `bench cifar_resnet resnet18`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -65,6 +67,22 @@ const CASES: &[Case] = &[
     Case { name: "cifar_inception", batch: 256, shape: [3, 32, 32], build: || cifar("Inception") },
 ];
 
+/// The inference reference models of `torch_peer.py` (batch 32, random weights and inputs).
+const INFER: &[(&str, &str, usize)] = &[("alexnet", "AlexNet", 224), ("vgg16", "VGG16", 224), ("inception_v3", "Inception v3", 299), ("resnet18", "ResNet18", 224), ("resnet101", "ResNet101", 224)];
+
+/// Same protocol as the peer: one warm-up forward, then the mean of 2 (batch 32, evaluation mode).
+fn time_infer(arch: &str, size: usize) -> Result<f64> {
+    let model = support::torchvision::TorchvisionNet::new(arch, &Device::Cpu)?;
+    let x = Tensor::from_vec(Rng::new(1).uniform_vec(32 * 3 * size * size, 0.0, 1.0), (32, 3, size, size), &Device::Cpu)?;
+    let run = || model.forward(&x);
+    run()?;
+    let t = Instant::now();
+    for _ in 0..2 {
+        run()?;
+    }
+    Ok(t.elapsed().as_secs_f64() * 1e3 / 2.0)
+}
+
 fn time_train(case: &Case) -> Result<f64> {
     let model = (case.build)()?;
     let mut opt = Adam::new(model.params().vars(), 1e-3)?;
@@ -102,7 +120,7 @@ fn torch_peer() -> std::result::Result<(String, HashMap<String, f64>), String> {
     if !probe.status.success() {
         return Err(format!("{python} cannot import torch (pip install torch, or set TORCH_PYTHON)"));
     }
-    let out = Command::new(&python).arg(&script).arg("train").output().map_err(|e| format!("peer failed to start: {e}"))?;
+    let out = Command::new(&python).arg(&script).arg(std::env::var("BENCH_PEER_TASK").unwrap_or_else(|_| "all".into())).output().map_err(|e| format!("peer failed to start: {e}"))?;
     if !out.status.success() {
         return Err(format!("peer failed: {}", String::from_utf8_lossy(&out.stderr)));
     }
@@ -133,6 +151,12 @@ fn main() -> Result<()> {
         println!("candle {:<18} batch {:>4}: {ms:8.2} ms/step", case.name, case.batch);
         rows.push((case, ms));
     }
+    let mut infer_rows = Vec::new();
+    for &(key, arch, size) in INFER.iter().filter(|c| only.is_empty() || only.iter().any(|o| o == c.0)) {
+        let ms = time_infer(arch, size)?;
+        println!("candle {key:<18} batch   32: {ms:8.2} ms/batch (inference)");
+        infer_rows.push((key, ms));
+    }
     println!("running the PyTorch peer ...");
     let peer = torch_peer();
     if let Ok((header, _)) = &peer {
@@ -144,6 +168,12 @@ fn main() -> Result<()> {
         match torch {
             Some(t) => println!("| {} | {} | {ms:.2} | {t:.2} | {:.2} |", case.name, case.batch, ms / t),
             None => println!("| {} | {} | {ms:.2} | - | - |", case.name, case.batch),
+        }
+    }
+    for (key, ms) in infer_rows {
+        match peer.as_ref().ok().and_then(|(_, t)| t.get(key).copied()) {
+            Some(t) => println!("| {key} (inference) | 32 | {ms:.2} | {t:.2} | {:.2} |", ms / t),
+            None => println!("| {key} (inference) | 32 | {ms:.2} | - | - |"),
         }
     }
     if let Err(e) = peer {
