@@ -5,7 +5,8 @@ Each notebook's summary cell displays a Markdown table (support::report::Table).
     <!-- results: NOTEBOOK_NAME -->
     ...
     <!-- /results -->
-and everything between the two markers is replaced by the last Markdown table that notebook shows.
+and everything between the two markers is replaced by the first Markdown table shown after the
+notebook's `# Summary` heading (or, without one, the last table it shows).
 """
 import json
 import pathlib
@@ -14,14 +15,19 @@ import re
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
-def last_table(nb_path):
+def summary_table(nb_path):
+    """The first table shown after the notebook's `# Summary` heading, else its last table."""
     nb = json.loads(nb_path.read_text())
-    found = None
+    found, in_summary = None, False
     for cell in nb["cells"]:
+        if cell["cell_type"] == "markdown" and "".join(cell["source"]).lstrip().startswith("# Summary"):
+            in_summary, found = True, None
         for out in cell.get("outputs", []):
             md = out.get("data", {}).get("text/markdown")
             if md:
                 found = "".join(md).strip()
+                if in_summary:
+                    return found
     return found
 
 
@@ -30,7 +36,7 @@ def main():
     text = readme.read_text()
     for m in re.finditer(r"<!-- results: (\S+) -->", text):
         name = m.group(1)
-        table = last_table(ROOT / "notebooks" / f"{name}.ipynb")
+        table = summary_table(ROOT / "notebooks" / f"{name}.ipynb")
         if table is None:
             print(f"{name}: no table in the notebook's outputs (not executed yet?)")
             continue

@@ -407,6 +407,8 @@ pub struct DataLoader {
     pub shuffle: bool,
     seed: u64,
     epoch: std::cell::Cell<u64>,
+    /// Augmentation of each training batch (shuffled loaders only), see [`DataLoader::with_augmentation`].
+    pub augment: Option<crate::augment::CropFlip>,
 }
 
 impl DataLoader {
@@ -414,7 +416,14 @@ impl DataLoader {
         if batch_size == 0 {
             return Err(error("batch_size must be at least 1"));
         }
-        Ok(DataLoader { dataset, batch_size, shuffle, seed, epoch: std::cell::Cell::new(0) })
+        Ok(DataLoader { dataset, batch_size, shuffle, seed, epoch: std::cell::Cell::new(0), augment: None })
+    }
+
+    /// This loader with every batch augmented (random crop + flip), seeded by the loader's seed,
+    /// the epoch and the batch index; only a shuffled (training) loader augments.
+    pub fn with_augmentation(mut self, augment: crate::augment::CropFlip) -> Self {
+        self.augment = Some(augment);
+        self
     }
 
     /// Number of samples.
@@ -433,7 +442,7 @@ impl DataLoader {
         let order = if self.shuffle {
             let e = self.epoch.get();
             self.epoch.set(e + 1);
-            Some(Rng::new(self.seed.wrapping_add(e)).permutation(self.num_samples()))
+            Some((Rng::new(self.seed.wrapping_add(e)).permutation(self.num_samples()), e))
         } else {
             None
         };
@@ -450,7 +459,8 @@ impl DataLoader {
 /// Iterator over the batches of one epoch; see [`DataLoader::iter`].
 pub struct Batches<'a> {
     loader: &'a DataLoader,
-    order: Option<Vec<u32>>,
+    /// The epoch's permutation and the epoch number (shuffled loaders).
+    order: Option<(Vec<u32>, u64)>,
     next: usize,
 }
 
@@ -465,7 +475,13 @@ impl Iterator for Batches<'_> {
         let len = self.loader.batch_size.min(n - self.next);
         let ds = &self.loader.dataset;
         let batch = match &self.order {
-            Some(order) => ds.select(&order[self.next..self.next + len]).map(|d| (d.images, d.labels)),
+            Some((order, epoch)) => ds.select(&order[self.next..self.next + len]).and_then(|d| match &self.loader.augment {
+                Some(a) => {
+                    let mut rng = Rng::new((self.loader.seed ^ 0xA5A5_5A5A).wrapping_add(epoch.wrapping_mul(1_000_003)).wrapping_add(self.next as u64));
+                    Ok((a.apply(&d.images, &mut rng)?, d.labels))
+                }
+                None => Ok((d.images, d.labels)),
+            }),
             None => (|| Ok((ds.images.narrow(0, self.next, len)?, ds.labels.narrow(0, self.next, len)?)))(),
         };
         self.next += len;

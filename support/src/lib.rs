@@ -26,6 +26,7 @@ pub use image;
 pub use plotters;
 
 pub mod act;
+pub mod augment;
 pub mod cifar;
 pub mod conv;
 pub mod data;

@@ -43,11 +43,10 @@ impl Params {
 
     /// Adds a buffer: state that is saved and loaded but not trained nor counted
     /// (PyTorch's `register_buffer`, e.g. BatchNorm's `running_mean`).
-    pub fn buffer(&mut self, name: impl Into<String>, value: Tensor) -> Result<Tensor> {
+    pub fn buffer(&mut self, name: impl Into<String>, value: Tensor) -> Result<Var> {
         let var = Var::from_tensor(&value)?;
-        let t = var.as_tensor().clone();
-        self.buffers.push((name.into(), var));
-        Ok(t)
+        self.buffers.push((name.into(), var.clone()));
+        Ok(var)
     }
 
     /// `(name, buffer)` pairs in definition order.
@@ -259,17 +258,19 @@ impl Conv2d {
     }
 }
 
-/// `torch.nn.BatchNorm2d(channels, eps)` in evaluation mode: per channel
-/// `y = (x - running_mean) / sqrt(running_var + eps) * weight + bias`. Parameters `weight`
-/// (1) and `bias` (0); buffers `running_mean` (0) and `running_var` (1), loaded from checkpoints.
-/// (Training-mode batch statistics are not implemented: the pretrained backbones here run frozen.)
+/// `torch.nn.BatchNorm2d(channels, eps, momentum=0.1)`. Evaluation: per channel
+/// `y = (x - running_mean) / sqrt(running_var + eps) * weight + bias`. Training
+/// ([`BatchNorm2d::forward_t`]): the batch's own mean and (biased) variance over (N, H, W), and the
+/// running statistics move by `momentum` towards them (the variance unbiased, as PyTorch).
+/// Parameters `weight` (1) and `bias` (0); buffers `running_mean` (0) and `running_var` (1).
 #[derive(Clone, Debug)]
 pub struct BatchNorm2d {
     pub weight: Tensor,
     pub bias: Tensor,
-    pub running_mean: Tensor,
-    pub running_var: Tensor,
+    pub running_mean: Var,
+    pub running_var: Var,
     pub eps: f64,
+    pub momentum: f64,
 }
 
 impl BatchNorm2d {
@@ -282,13 +283,44 @@ impl BatchNorm2d {
             running_mean: params.buffer(format!("{prefix}.running_mean"), zeros)?,
             running_var: params.buffer(format!("{prefix}.running_var"), ones)?,
             eps,
+            momentum: 0.1,
         })
+    }
+
+    /// Training mode (`train`: batch statistics, running statistics updated) or evaluation mode.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        if !train {
+            return self.forward(x);
+        }
+        let c = self.check(x)?;
+        let n = x.elem_count() / c;
+        if n < 2 {
+            return Err(error(format!("BatchNorm2d in training mode needs more than one value per channel, got input {:?}", x.dims())));
+        }
+        let mean = x.mean_keepdim(0)?.mean_keepdim(2)?.mean_keepdim(3)?;
+        let centred = x.broadcast_sub(&mean)?;
+        let var = centred.sqr()?.mean_keepdim(0)?.mean_keepdim(2)?.mean_keepdim(3)?;
+        let y = centred.broadcast_div(&(&var + self.eps)?.sqrt()?)?;
+        let y = y.broadcast_mul(&self.weight.reshape((1, c, 1, 1))?)?.broadcast_add(&self.bias.reshape((1, c, 1, 1))?)?;
+        let m = self.momentum;
+        let (mean, var) = (mean.detach().flatten_all()?, var.detach().flatten_all()?);
+        self.running_mean.set(&(self.running_mean.as_tensor().affine(1.0 - m, 0.0)? + mean.affine(m, 0.0)?)?)?;
+        self.running_var.set(&(self.running_var.as_tensor().affine(1.0 - m, 0.0)? + var.affine(m * n as f64 / (n - 1) as f64, 0.0)?)?)?;
+        Ok(y)
+    }
+
+    fn check(&self, x: &Tensor) -> Result<usize> {
+        let c = self.weight.dim(0)?;
+        if x.rank() != 4 || x.dim(1)? != c {
+            return Err(error(format!("BatchNorm2d({c}) got an input of shape {:?}: expected (N, {c}, H, W)", x.dims())));
+        }
+        Ok(c)
     }
 
     /// The per-channel `(scale, shift)` with `y = x * scale + shift` (evaluation mode).
     pub fn scale_shift(&self) -> Result<(Tensor, Tensor)> {
-        let scale = (&self.weight / (&self.running_var + self.eps)?.sqrt()?)?;
-        let shift = (&self.bias - (&self.running_mean * &scale)?)?;
+        let scale = (&self.weight / (self.running_var.as_tensor() + self.eps)?.sqrt()?)?;
+        let shift = (&self.bias - (self.running_mean.as_tensor() * &scale)?)?;
         Ok((scale, shift))
     }
 
@@ -305,11 +337,9 @@ impl BatchNorm2d {
         folded.forward(x)
     }
 
+    /// Evaluation mode.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let c = self.weight.dim(0)?;
-        if x.rank() != 4 || x.dim(1)? != c {
-            return Err(error(format!("BatchNorm2d({c}) got an input of shape {:?}: expected (N, {c}, H, W)", x.dims())));
-        }
+        let c = self.check(x)?;
         let (scale, shift) = self.scale_shift()?;
         x.broadcast_mul(&scale.reshape((1, c, 1, 1))?)?.broadcast_add(&shift.reshape((1, c, 1, 1))?)
     }
@@ -346,6 +376,7 @@ pub enum Layer {
     AvgPool2d(crate::pool::Pool2d),
     ReLU,
     Dropout(f32),
+    BatchNorm2d(BatchNorm2d),
 }
 
 impl std::fmt::Display for Layer {
@@ -362,6 +393,7 @@ impl std::fmt::Display for Layer {
             Layer::AvgPool2d(p) => write!(f, "AvgPool2d({p})"),
             Layer::ReLU => write!(f, "ReLU()"),
             Layer::Dropout(p) => write!(f, "Dropout(p={p}, inplace=False)"),
+            Layer::BatchNorm2d(b) => write!(f, "BatchNorm2d({}, eps={:e}, momentum={}, affine=True, track_running_stats=True)", b.weight.dims()[0], b.eps, b.momentum),
         }
     }
 }
@@ -374,6 +406,7 @@ enum Spec {
     AvgPool2d(crate::pool::Pool2d),
     ReLU,
     Dropout(f32),
+    BatchNorm2d(usize),
 }
 
 /// Builds a [`Sequential`]: list the layers, then `build(seed)`.
@@ -419,6 +452,11 @@ impl SequentialBuilder {
         self.specs.push(Spec::Dropout(p));
         self
     }
+    /// `nn.BatchNorm2d(channels)` (eps 1e-5, momentum 0.1).
+    pub fn batch_norm2d(mut self, channels: usize) -> Self {
+        self.specs.push(Spec::BatchNorm2d(channels));
+        self
+    }
 
     /// Creates the parameters on the CPU from `seed` (init and dropout masks both follow it).
     pub fn build(self, seed: u64) -> Result<Sequential> {
@@ -439,6 +477,7 @@ impl SequentialBuilder {
                 Spec::MaxPool2d(p) => Layer::MaxPool2d(p),
                 Spec::AvgPool2d(p) => Layer::AvgPool2d(p),
                 Spec::ReLU => Layer::ReLU,
+                Spec::BatchNorm2d(c) => Layer::BatchNorm2d(BatchNorm2d::new(&mut params, &i.to_string(), c, 1e-5, device)?),
                 Spec::Dropout(p) => {
                     if !(0.0..1.0).contains(&p) {
                         return Err(error(format!("layer {i}: dropout probability must be in [0, 1), got {p}")));
@@ -522,6 +561,7 @@ impl Sequential {
             Layer::ReLU => crate::act::relu(x)?,
             Layer::Dropout(p) if train => dropout(x, *p, &mut self.dropout_rng.borrow_mut())?,
             Layer::Dropout(_) => x.clone(),
+            Layer::BatchNorm2d(b) => b.forward_t(x, train)?,
         })
     }
 }

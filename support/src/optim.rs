@@ -21,6 +21,8 @@ pub trait Optimizer {
     fn learning_rate(&self) -> f64;
     /// Changes the learning rate (for schedules).
     fn set_learning_rate(&mut self, lr: f64);
+    /// Changes the momentum (SGD's `momentum`, Adam's `beta1`), for schedules that cycle it.
+    fn set_momentum(&mut self, momentum: f64);
 }
 
 /// Runs `f(param, grad)` on the CPU slices of `var` and `grad`, in place.
@@ -150,6 +152,9 @@ impl Optimizer for Sgd {
     fn set_learning_rate(&mut self, lr: f64) {
         self.lr = lr;
     }
+    fn set_momentum(&mut self, momentum: f64) {
+        self.momentum = momentum;
+    }
 }
 
 /// `torch.optim.Adam` (coupled L2 weight decay; AMSGrad off).
@@ -245,5 +250,54 @@ impl Optimizer for Adam {
     }
     fn set_learning_rate(&mut self, lr: f64) {
         self.lr = lr;
+    }
+    fn set_momentum(&mut self, momentum: f64) {
+        self.beta1 = momentum;
+    }
+}
+
+/// `torch.optim.lr_scheduler.OneCycleLR` with its defaults (two phases, cosine annealing,
+/// momentum cycled between `max_momentum` and `base_momentum`): the learning rate rises from
+/// `max_lr / div_factor` to `max_lr` over the first `pct_start` of the steps while the momentum
+/// falls, then anneals to `max_lr / div_factor / final_div_factor` while the momentum rises back.
+#[derive(Clone, Copy, Debug)]
+pub struct OneCycle {
+    pub max_lr: f64,
+    pub total_steps: usize,
+    pub pct_start: f64,
+    pub div_factor: f64,
+    pub final_div_factor: f64,
+    pub base_momentum: f64,
+    pub max_momentum: f64,
+}
+
+impl OneCycle {
+    /// PyTorch's defaults: `pct_start` 0.3, `div_factor` 25, `final_div_factor` 1e4, momentum 0.85 to 0.95.
+    pub fn new(max_lr: f64, total_steps: usize) -> Self {
+        OneCycle { max_lr, total_steps, pct_start: 0.3, div_factor: 25.0, final_div_factor: 1e4, base_momentum: 0.85, max_momentum: 0.95 }
+    }
+
+    /// (learning rate, momentum) for optimiser step `step` (0-based).
+    pub fn at(&self, step: usize) -> (f64, f64) {
+        let initial = self.max_lr / self.div_factor;
+        let min = initial / self.final_div_factor;
+        let up_end = self.pct_start * self.total_steps as f64 - 1.0;
+        let down_end = self.total_steps as f64 - 1.0;
+        let cos = |start: f64, end: f64, pct: f64| end + (start - end) / 2.0 * ((std::f64::consts::PI * pct).cos() + 1.0);
+        let s = step as f64;
+        if s <= up_end {
+            let pct = s / up_end;
+            (cos(initial, self.max_lr, pct), cos(self.max_momentum, self.base_momentum, pct))
+        } else {
+            let pct = (s - up_end) / (down_end - up_end);
+            (cos(self.max_lr, min, pct), cos(self.base_momentum, self.max_momentum, pct))
+        }
+    }
+
+    /// Sets `optimizer`'s learning rate and momentum for step `step`.
+    pub fn apply(&self, optimizer: &mut dyn Optimizer, step: usize) {
+        let (lr, m) = self.at(step);
+        optimizer.set_learning_rate(lr);
+        optimizer.set_momentum(m);
     }
 }

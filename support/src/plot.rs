@@ -500,33 +500,55 @@ pub fn matrix(values: &[Vec<f64>], labels: &[String], title: &str) -> Result<Fig
 }
 
 /// Labelled points `(label, x, y)`, e.g. accuracy against time per epoch for several models.
+/// Each point is numbered; the numbers are explained in a legend on the right (labels written
+/// next to crowded points would overlap). `log_x` puts x on a log scale.
 pub fn scatter(points: &[(String, f64, f64)], x_label: &str, y_label: &str, log_x: bool) -> Result<Figure> {
-    let finite: Vec<&(String, f64, f64)> = points.iter().filter(|p| p.1.is_finite() && p.2.is_finite() && (!log_x || p.1 > 0.0)).collect();
+    let finite: Vec<(usize, &(String, f64, f64))> = points.iter().enumerate().filter(|(_, p)| p.1.is_finite() && p.2.is_finite() && (!log_x || p.1 > 0.0)).collect();
     if finite.is_empty() {
         return Err(error("scatter: no finite points to plot"));
     }
-    let (x0, x1) = finite.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
-    let (y0, y1) = finite.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.2), b.max(p.2)));
+    let (x0, x1) = finite.iter().fold((f64::MAX, f64::MIN), |(a, b), (_, p)| (a.min(p.1), b.max(p.1)));
+    let (y0, y1) = finite.iter().fold((f64::MAX, f64::MIN), |(a, b), (_, p)| (a.min(p.2), b.max(p.2)));
     let ypad = ((y1 - y0) * 0.1).max(0.01);
-    let draw = |root: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>| -> Result<()> {
+    let legend_w = 300;
+    let draw = |root: &Area<'_>| -> Result<()> {
         root.fill(&WHITE).map_err(draw_err)?;
-        let mut builder = ChartBuilder::on(root);
+        let (plot_area, legend) = root.split_horizontally(1000 - legend_w);
+        let mut builder = ChartBuilder::on(&plot_area);
         builder.margin(20).x_label_area_size(40).y_label_area_size(60);
         macro_rules! finish {
             ($chart:expr) => {{
                 let mut chart = $chart;
-                chart.configure_mesh().label_style((FONT, 13)).x_desc(x_label).y_desc(y_label).axis_desc_style((FONT, 14)).draw().map_err(draw_err)?;
-                chart.draw_series(finite.iter().map(|p| Circle::new((p.1, p.2), 5, BLUE.filled()))).map_err(draw_err)?;
-                chart.draw_series(finite.iter().map(|p| Text::new(p.0.clone(), (p.1, p.2), (FONT, 13).into_font()))).map_err(draw_err)?;
+                chart
+                    .configure_mesh()
+                    .light_line_style(WHITE)
+                    .label_style((FONT, 13))
+                    .x_labels(6)
+                    .x_label_formatter(&|v| if *v >= 10.0 { format!("{v:.0}") } else { format!("{v:.2}").trim_end_matches('0').trim_end_matches('.').to_string() })
+                    .y_label_formatter(&|v| format!("{v:.2}"))
+                    .x_desc(x_label)
+                    .y_desc(y_label)
+                    .axis_desc_style((FONT, 14))
+                    .draw()
+                    .map_err(draw_err)?;
+                chart
+                    .draw_series(finite.iter().map(|(i, p)| {
+                        EmptyElement::at((p.1, p.2)) + Circle::new((0, 0), 5, BLUE.filled()) + Text::new(format!("{}", i + 1), (7, -16), (FONT, 14).into_font().color(&BLACK))
+                    }))
+                    .map_err(draw_err)?;
             }};
         }
         if log_x {
-            finish!(builder.build_cartesian_2d((x0 / 1.5..x1 * 2.5).log_scale(), (y0 - ypad)..(y1 + ypad)).map_err(draw_err)?);
+            finish!(builder.build_cartesian_2d((x0 / 1.5..x1 * 1.5).log_scale(), (y0 - ypad)..(y1 + ypad)).map_err(draw_err)?);
         } else {
             let xpad = ((x1 - x0) * 0.1).max(1e-3);
-            finish!(builder.build_cartesian_2d((x0 - xpad)..(x1 + 3.0 * xpad), (y0 - ypad)..(y1 + ypad)).map_err(draw_err)?);
+            finish!(builder.build_cartesian_2d((x0 - xpad)..(x1 + xpad), (y0 - ypad)..(y1 + ypad)).map_err(draw_err)?);
+        }
+        for (row, (i, p)) in finite.iter().enumerate() {
+            let style = TextStyle::from((FONT, 13).into_font()).color(&BLACK);
+            legend.draw_text(&format!("{}  {}", i + 1, p.0), &style, (10, 30 + 22 * row as i32)).map_err(draw_err)?;
         }
         Ok(())
     };
-    Figure::render(760, 480, draw)
+    Figure::render(1000, 480.max(60 + 22 * finite.len() as u32), draw)
 }

@@ -12,17 +12,20 @@
 
 use crate::data::DataLoader;
 use crate::nn::Model;
-use crate::optim::Optimizer;
+use crate::optim::{OneCycle, Optimizer};
 use crate::plot::Figure;
 use crate::{error, Result, Tensor};
 use candle_core::DType;
 use std::time::Instant;
 
 /// The loss functions of the notebooks, both with mean reduction as in PyTorch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Loss {
     /// `nn.CrossEntropyLoss()`: log-softmax + negative log-likelihood over class logits.
     CrossEntropy,
+    /// `nn.CrossEntropyLoss(label_smoothing=eps)`: the target puts `1 - eps` on the true class and
+    /// spreads `eps` evenly over all classes, i.e. `(1 - eps) * NLL + eps * mean_k(-log p_k)`.
+    CrossEntropyLabelSmoothing(f64),
     /// `nn.MSELoss()`.
     Mse,
 }
@@ -31,7 +34,7 @@ impl Loss {
     /// The mean loss of a batch as a 0-d tensor (differentiable).
     pub fn compute(&self, output: &Tensor, target: &Tensor) -> Result<Tensor> {
         match self {
-            Loss::CrossEntropy => {
+            Loss::CrossEntropy | Loss::CrossEntropyLabelSmoothing(_) => {
                 if output.rank() != 2 || target.dims() != [output.dim(0)?] {
                     return Err(error(format!(
                         "cross-entropy needs logits (batch, classes) and labels (batch,), got {:?} and {:?}",
@@ -39,7 +42,18 @@ impl Loss {
                         target.dims()
                     )));
                 }
-                candle_nn::loss::cross_entropy(output, target)
+                match *self {
+                    Loss::CrossEntropyLabelSmoothing(eps) if eps != 0.0 => {
+                        if !(0.0..=1.0).contains(&eps) {
+                            return Err(error(format!("label smoothing must be in [0, 1], got {eps}")));
+                        }
+                        let logp = candle_nn::ops::log_softmax(output, 1)?;
+                        let nll = logp.gather(&target.to_dtype(DType::U32)?.unsqueeze(1)?, 1)?.mean_all()?.neg()?;
+                        let uniform = logp.mean_all()?.neg()?;
+                        nll.affine(1.0 - eps, 0.0)? + uniform.affine(eps, 0.0)?
+                    }
+                    _ => candle_nn::loss::cross_entropy(output, target),
+                }
             }
             Loss::Mse => {
                 if output.dims() != target.dims() {
@@ -95,17 +109,35 @@ fn check_finite(loss: f64, epoch: usize, batch: usize, lr: f64) -> Result<()> {
 /// `train_model`: prints one line per epoch when `verbose`, then the average time per epoch.
 /// The epoch's training loss is the sample-weighted mean over the epoch's batches.
 pub fn train_model(model: &dyn Model, train: &DataLoader, val: &DataLoader, optimizer: &mut dyn Optimizer, loss_fn: Loss, epochs: usize, verbose: bool) -> Result<History> {
+    train_loop(model, train, val, optimizer, loss_fn, epochs, verbose, None)
+}
+
+/// [`train_model`] with the learning rate and momentum set before every step by a one-cycle
+/// schedule (`torch.optim.lr_scheduler.OneCycleLR` stepped after each batch); the schedule
+/// should span `epochs * train.num_batches()` steps.
+#[allow(clippy::too_many_arguments)]
+pub fn train_model_one_cycle(model: &dyn Model, train: &DataLoader, val: &DataLoader, optimizer: &mut dyn Optimizer, schedule: &OneCycle, loss_fn: Loss, epochs: usize, verbose: bool) -> Result<History> {
+    train_loop(model, train, val, optimizer, loss_fn, epochs, verbose, Some(schedule))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn train_loop(model: &dyn Model, train: &DataLoader, val: &DataLoader, optimizer: &mut dyn Optimizer, loss_fn: Loss, epochs: usize, verbose: bool, schedule: Option<&OneCycle>) -> Result<History> {
     crate::tune_allocator();
     crate::nn::fence_tensor_ids(&model.params().vars())?;
     let device = model.device();
     let mut history = History::default();
     let start = Instant::now();
+    let mut step = 0usize;
     for epoch in 1..=epochs {
         let t0 = Instant::now();
         let (mut sum, mut count) = (0.0f64, 0usize);
         for (b, batch) in train.iter().enumerate() {
             let (x, y) = batch?;
             let (x, y) = (x.to_device(&device)?, y.to_device(&device)?);
+            if let Some(s) = schedule {
+                s.apply(optimizer, step.min(s.total_steps.saturating_sub(1)));
+            }
+            step += 1;
             let out = model.forward_t(&x, true)?;
             let loss = loss_fn.compute(&out, &y)?;
             let grads = loss.backward()?;
@@ -144,7 +176,7 @@ pub fn evaluate_model(model: &dyn Model, loader: &DataLoader, loss_fn: Loss) -> 
         let out = model.forward_t(&x, false)?.detach();
         let l = loss_fn.compute(&out, &y)?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
         loss_sum += l * n as f64;
-        if loss_fn == Loss::CrossEntropy {
+        if matches!(loss_fn, Loss::CrossEntropy | Loss::CrossEntropyLabelSmoothing(_)) {
             correct += out.argmax(1)?.eq(&y.to_dtype(DType::U32)?)?.to_dtype(DType::U32)?.sum_all()?.to_scalar::<u32>()? as u64;
         }
         count += n;
