@@ -352,23 +352,31 @@ impl DepthwiseOp {
         Ok(DwGeometry { n, c, h, w: wd, kh, kw, oh: (h + t + b - kh) / self.stride + 1, ow: (wd + l + r - kw) / self.stride + 1 })
     }
 
-    /// Calls `f(output index, input index, kernel index)` for every tap that lands inside the input.
+    /// For every output row `oy` and kernel tap `(ki, kj)` that lands inside the input: calls
+    /// `f(oy, y, k, lo, hi, first)` where output columns `lo..hi` read input row `y` from column
+    /// `first` with this op's stride, and `k = ki * kw + kj`. The callers then work on whole row
+    /// slices (vectorised) instead of pixel by pixel.
     #[inline(always)]
-    fn taps(&self, g: &DwGeometry, mut f: impl FnMut(usize, usize, usize)) {
+    fn rows(&self, g: &DwGeometry, mut f: impl FnMut(usize, usize, usize, usize, usize, usize)) {
         let (t, _, l, _) = self.pad;
+        let s = self.stride as isize;
+        let cols: Vec<(usize, usize, usize)> = (0..g.kw)
+            .map(|kj| {
+                let lo = ((l as isize - kj as isize).max(0) + s - 1) / s;
+                let hi = ((g.w as isize + l as isize - kj as isize + s - 1) / s).clamp(0, g.ow as isize);
+                let (lo, hi) = (lo as usize, (hi as usize).max(lo as usize));
+                (lo, hi, (lo * self.stride + kj).saturating_sub(l))
+            })
+            .collect();
         for oy in 0..g.oh {
             for ki in 0..g.kh {
                 let y = (oy * self.stride + ki) as isize - t as isize;
                 if y < 0 || y >= g.h as isize {
                     continue;
                 }
-                for ox in 0..g.ow {
-                    let base = (ox * self.stride) as isize - l as isize;
-                    for kj in 0..g.kw {
-                        let x = base + kj as isize;
-                        if x >= 0 && x < g.w as isize {
-                            f(oy * g.ow + ox, y as usize * g.w + x as usize, ki * g.kw + kj);
-                        }
+                for (kj, &(lo, hi, first)) in cols.iter().enumerate() {
+                    if lo < hi {
+                        f(oy, y as usize, ki * g.kw + kj, lo, hi, first);
                     }
                 }
             }
@@ -388,7 +396,15 @@ impl CustomOp2 for DepthwiseOp {
         let mut out = vec![0f32; g.n * g.c * ohw];
         out.par_chunks_mut(ohw).enumerate().for_each(|(nc, o)| {
             let (xs, ws) = (&x[nc * hw..(nc + 1) * hw], &wt[(nc % g.c) * kk..(nc % g.c + 1) * kk]);
-            self.taps(&g, |op, ip, k| o[op] += xs[ip] * ws[k]);
+            let st = self.stride;
+            self.rows(&g, |oy, y, k, lo, hi, first| {
+                let (orow, irow, wv) = (&mut o[oy * g.ow + lo..oy * g.ow + hi], &xs[y * g.w + first..(y + 1) * g.w], ws[k]);
+                if st == 1 {
+                    orow.iter_mut().zip(irow).for_each(|(o, i)| *o += wv * i);
+                } else {
+                    orow.iter_mut().zip(irow.iter().step_by(st)).for_each(|(o, i)| *o += wv * i);
+                }
+            });
         });
         Ok((CpuStorage::F32(out), Shape::from((g.n, g.c, g.oh, g.ow))))
     }
@@ -408,9 +424,17 @@ impl CustomOp2 for DepthwiseOp {
                 .map(|(nc, dxp)| {
                     let (xp, dyp, ws) = (&x[nc * hw..(nc + 1) * hw], &dy[nc * ohw..(nc + 1) * ohw], &wt[(nc % g.c) * kk..(nc % g.c + 1) * kk]);
                     let mut dw = vec![0f32; kk];
-                    self.taps(&g, |op, ip, k| {
-                        dw[k] += dyp[op] * xp[ip];
-                        dxp[ip] += dyp[op] * ws[k];
+                    let st = self.stride;
+                    self.rows(&g, |oy, y, k, lo, hi, first| {
+                        let (drow, irow, dxrow) = (&dyp[oy * g.ow + lo..oy * g.ow + hi], &xp[y * g.w + first..(y + 1) * g.w], &mut dxp[y * g.w + first..(y + 1) * g.w]);
+                        let wv = ws[k];
+                        if st == 1 {
+                            dw[k] += drow.iter().zip(irow).map(|(d, i)| d * i).sum::<f32>();
+                            dxrow.iter_mut().zip(drow).for_each(|(dx, d)| *dx += wv * d);
+                        } else {
+                            dw[k] += drow.iter().zip(irow.iter().step_by(st)).map(|(d, i)| d * i).sum::<f32>();
+                            dxrow.iter_mut().step_by(st).zip(drow).for_each(|(dx, d)| *dx += wv * d);
+                        }
                     });
                     dw
                 })
@@ -421,7 +445,11 @@ impl CustomOp2 for DepthwiseOp {
                 .map(|nc| {
                     let (xp, dyp) = (&x[nc * hw..(nc + 1) * hw], &dy[nc * ohw..(nc + 1) * ohw]);
                     let mut dw = vec![0f32; kk];
-                    self.taps(&g, |op, ip, k| dw[k] += dyp[op] * xp[ip]);
+                    let st = self.stride;
+                    self.rows(&g, |oy, y, k, lo, hi, first| {
+                        let (drow, irow) = (&dyp[oy * g.ow + lo..oy * g.ow + hi], &xp[y * g.w + first..(y + 1) * g.w]);
+                        dw[k] += drow.iter().zip(irow.iter().step_by(st)).map(|(d, i)| d * i).sum::<f32>();
+                    });
                     dw
                 })
                 .collect()

@@ -111,6 +111,7 @@ pub struct EfficientNetLite {
 impl EfficientNetLite {
     /// The architecture with placeholder weights; load real ones with [`EfficientNetLite::load`].
     pub fn new(variant: usize, device: &Device) -> Result<Self> {
+        crate::tune_allocator();
         let &(width, depth, _) = VARIANTS.get(variant).ok_or_else(|| error(format!("EfficientNet-Lite{variant} does not exist (0 to 4)")))?;
         let (mut p, mut rng) = (Params::new(), Rng::new(0));
         let stem = SameConv::new(&mut p, "_conv_stem", 3, 32, 3, 2, &mut rng, device)?;

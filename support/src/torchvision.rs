@@ -371,6 +371,7 @@ impl TorchvisionNet {
     /// `name`: "AlexNet", "VGG16", "Inception v3", "ResNet18" or "ResNet101"; placeholder
     /// (seeded) weights until [`TorchvisionNet::load`].
     pub fn new(name: &str, device: &Device) -> Result<Self> {
+        crate::tune_allocator();
         let mut b = Builder::new(device);
         let (name, arch) = match name {
             "AlexNet" => ("AlexNet", Arch::Plain(Plain::alexnet(&mut b)?)),

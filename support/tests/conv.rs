@@ -142,3 +142,29 @@ fn conv_geometry_sweep_forward_and_adjoint() {
         }
     }
 }
+
+/// Depthwise convolution (EfficientNet): forward against candle's grouped conv2d on explicitly
+/// padded input, for TF-"SAME"-style asymmetric pads, strides 1 and 2, kernels 3 and 5; weight
+/// and input gradients against candle's autograd on square inputs (where candle's is right).
+#[test]
+fn depthwise_conv_matches_grouped_conv() {
+    let mut rng = Rng::new(5);
+    for &(k, stride, pad) in &[(3usize, 1usize, (1usize, 1usize, 1usize, 1usize)), (3, 2, (0, 1, 0, 1)), (5, 2, (1, 2, 1, 2)), (5, 1, (2, 2, 2, 2)), (3, 2, (1, 1, 0, 2))] {
+        let (c, h, w) = (4, 9, 9);
+        let x = support::candle::Var::from_vec(rng.uniform_vec(2 * c * h * w, -1.0, 1.0), (2, c, h, w), &Device::Cpu).unwrap();
+        let wt = support::candle::Var::from_vec(rng.uniform_vec(c * k * k, -1.0, 1.0), (c, 1, k, k), &Device::Cpu).unwrap();
+        let ours = support::conv::depthwise_conv2d(x.as_tensor(), wt.as_tensor(), stride, pad).unwrap();
+        let padded = x.as_tensor().pad_with_zeros(2, pad.0, pad.1).unwrap().pad_with_zeros(3, pad.2, pad.3).unwrap();
+        let theirs = padded.conv2d(wt.as_tensor(), 0, stride, 1, c).unwrap();
+        assert_eq!(ours.dims(), theirs.dims(), "k{k} s{stride} {pad:?}");
+        let diff = (&ours - &theirs).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(diff < 1e-5, "forward k{k} s{stride} {pad:?}: {diff}");
+        let g = Tensor::from_vec(rng.uniform_vec(ours.elem_count(), -1.0, 1.0), ours.shape(), &Device::Cpu).unwrap();
+        let ga = ours.mul(&g).unwrap().sum_all().unwrap().backward().unwrap();
+        let gb = theirs.mul(&g).unwrap().sum_all().unwrap().backward().unwrap();
+        for (what, t) in [("weight", wt.as_tensor()), ("input", x.as_tensor())] {
+            let d = (ga.get(t).unwrap() - gb.get(t).unwrap()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(d < 1e-4, "grad {what} k{k} s{stride} {pad:?}: {d}");
+        }
+    }
+}
