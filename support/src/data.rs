@@ -506,10 +506,16 @@ pub fn mnist_splits(split_seed: u64) -> Result<(Dataset, Dataset, Dataset)> {
 /// 10,000 with `split_seed` (42 there), and the 10,000 test images, all normalised as
 /// `Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))` to [-1, 1]. Quick mode as [`mnist_splits`].
 pub fn cifar10_splits(split_seed: u64) -> Result<(Dataset, Dataset, Dataset)> {
+    let (train, val, test) = cifar10_raw_splits(split_seed)?;
+    Ok((train.normalize(0.5, 0.5)?, val.normalize(0.5, 0.5)?, test.normalize(0.5, 0.5)?))
+}
+
+/// [`cifar10_splits`] with the pixels left in [0, 1] (for other preprocessing, e.g. the ImageNet
+/// presets of the transfer-learning notebook). Same split for the same seed.
+pub fn cifar10_raw_splits(split_seed: u64) -> Result<(Dataset, Dataset, Dataset)> {
     crate::tune_allocator();
     let root = data_root();
-    let (full, test) = (load_cifar10(&root, true)?.normalize(0.5, 0.5)?, load_cifar10(&root, false)?.normalize(0.5, 0.5)?);
-    splits(full, test, 40_000, split_seed)
+    splits(load_cifar10(&root, true)?, load_cifar10(&root, false)?, 40_000, split_seed)
 }
 
 /// `full` split into `n_train` / the rest with `seed`, plus `test`; quick-mode slices; sizes printed.

@@ -43,6 +43,7 @@ pub mod report;
 pub mod rng;
 pub mod torchvision;
 pub mod train;
+pub mod transfer;
 pub mod weights;
 
 /// Everything a notebook needs, in one `use support::prelude::*;`.
