@@ -3,11 +3,18 @@
 //! One flat module per concept, as in candle-nn:
 //! - [`rng`]: a seeded random generator (candle's CPU RNG cannot be seeded).
 //! - [`data`]: MNIST / CIFAR-10 readers, data root, download with SHA-256 checks, splits, loaders.
+//! - [`augment`]: random crop + flip for training batches.
 //! - [`act`]: ReLU with a one-pass backward.
-//! - [`nn`]: parameters with PyTorch's default init, `Linear`, `Dropout`, `Sequential`, the `Model` trait.
-//! - [`optim`]: SGD and Adam exactly as `torch.optim` defines them.
-//! - [`train`]: `train_model`, `evaluate_model`, `print_overall_metrics`, `History`.
-//! - [`plot`]: PNG figures that display inline in Jupyter (evcxr).
+//! - [`conv`], [`pool`]: convolution (im2col + gemm, depthwise) and pooling ops with their backward.
+//! - [`nn`]: parameters with PyTorch's default init, `Linear`, `Conv2d`, `BatchNorm2d`, `Dropout`,
+//!   `Sequential`, the `Model` trait, checkpoint loading.
+//! - [`optim`]: SGD and Adam exactly as `torch.optim` defines them, and `OneCycleLR`.
+//! - [`train`]: `train_model`, `evaluate_model`, `print_overall_metrics`, `History`, confusion matrix.
+//! - [`cifar`], [`denoise`]: the models and helpers of those notebooks.
+//! - [`weights`]: reading `.pth` (zip and legacy) and `.safetensors`, the pretrained weight files.
+//! - [`torchvision`], [`efficientnet`], [`imagenet`]: ImageNet classifiers, presets, evaluation.
+//! - [`transfer`]: cached backbone features for transfer learning.
+//! - [`plot`], [`report`]: PNG figures and Markdown tables that display inline in Jupyter (evcxr).
 //!
 //! Everything returns [`Result`] (candle's error type) so notebook cells can use `?`,
 //! and the crate re-exports candle, candle-nn, plotters and image so a notebook never names a
