@@ -43,8 +43,8 @@ impl CustomOp1 for Relu {
     }
 }
 
-/// `(dY, Y) -> dY * (Y > 0)`.
-struct ReluGrad;
+/// `(dY, Y) -> dY * (Y > 0)`: the backward of a ReLU from its output (also used by fused ops).
+pub(crate) struct ReluGrad;
 
 impl CustomOp2 for ReluGrad {
     fn name(&self) -> &'static str {

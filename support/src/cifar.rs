@@ -137,9 +137,9 @@ impl Vgg2 {
 impl Model for Vgg2 {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let pool = Pool2d::new(2, 2, 0);
-        let x = self.conv2.forward(&self.conv1.forward(x)?.apply(&ReLU)?)?.apply(&ReLU)?;
+        let x = self.conv2.forward_relu(&self.conv1.forward_relu(x)?)?;
         let x = drop(&max_pool2d(&x, pool)?, 0.5, train, &self.dropout_rng)?;
-        let x = self.conv3.forward(&self.conv2.forward(&x)?.apply(&ReLU)?)?.apply(&ReLU)?; // conv2 again (original's bug)
+        let x = self.conv3.forward_relu(&self.conv2.forward_relu(&x)?)?; // conv2 again (original's bug)
         let x = drop(&max_pool2d(&x, pool)?, 0.5, train, &self.dropout_rng)?.flatten_from(1)?;
         let x = drop(&self.dense1.forward(&x)?.apply(&ReLU)?, 0.5, train, &self.dropout_rng)?; // dropout2 again
         self.dense2.forward(&x)
@@ -192,7 +192,7 @@ impl Model for ResNet {
             };
             for k in 0..3 {
                 let c = &self.convs[stage * 6 + 2 * k..];
-                let h = c[0].forward(&x)?.apply(&ReLU)?;
+                let h = c[0].forward_relu(&x)?;
                 let shortcut = if k == 0 { &skip } else { &x };
                 x = (c[1].forward(&h)? + shortcut)?.apply(&ReLU)?;
             }
@@ -216,10 +216,10 @@ impl Branch {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut x = if self.pool_first { max_pool2d(x, Pool2d::new(3, 1, 1))? } else { x.clone() };
         if let Some(r) = &self.reduce {
-            x = r.forward(&x)?.apply(&ReLU)?;
+            x = r.forward_relu(&x)?;
         }
         if let Some(c) = &self.conv {
-            x = c.forward(&x)?.apply(&ReLU)?;
+            x = c.forward_relu(&x)?;
         }
         Ok(x)
     }
@@ -295,7 +295,7 @@ impl Inception {
 impl Model for Inception {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let down = Pool2d::new(3, 2, 1);
-        let mut x = max_pool2d(&self.stem.forward(x)?.apply(&ReLU)?, down)?;
+        let mut x = max_pool2d(&self.stem.forward_relu(x)?, down)?;
         for block in &self.blocks {
             let outs = block.iter().map(|b| b.forward(&x)).collect::<Result<Vec<_>>>()?;
             x = max_pool2d(&Tensor::cat(&outs, 1)?, down)?;

@@ -160,6 +160,9 @@ fn cpu_f32<'a>(s: &'a Storage, l: &Layout, what: &str) -> Result<&'a [f32]> {
 struct Conv2dOp {
     stride: usize,
     pad: usize,
+    /// ReLU fused on the output: applied in the same pass as the gemm's result, and its mask
+    /// (output > 0) applied to the incoming gradient at the start of the backward pass.
+    relu: bool,
 }
 
 impl Conv2dOp {
@@ -203,15 +206,20 @@ impl Conv2dOp {
                     dst.chunks_mut(ohw).zip(bias).for_each(|(row, v)| row.fill(*v));
                 }
                 matmul(g.o, ohw, ckk, dst, bias.is_some(), wt, (ckk as isize, 1), src, (ohw as isize, 1), par);
+                if self.relu {
+                    dst.iter_mut().for_each(|v| *v = v.max(0.0));
+                }
             }
         });
         Ok((CpuStorage::F32(out), Shape::from((g.n, g.o, g.oh, g.ow))))
     }
 
     /// (dX if the input needs it, dW, dBias if asked).
-    fn backward(&self, arg: &Tensor, kernel: &Tensor, grad: &Tensor, with_bias: bool) -> Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
+    fn backward(&self, arg: &Tensor, kernel: &Tensor, res: &Tensor, grad: &Tensor, with_bias: bool) -> Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
         let g = self.geometry(arg.dims(), kernel.dims())?;
         let (ckk, ohw, img) = (g.ckk(), g.ohw(), g.c * g.h * g.w);
+        // Through a fused ReLU: the gradient where the output is positive, 0 elsewhere.
+        let grad = if self.relu { grad.contiguous()?.apply_op2_no_bwd(&res.contiguous()?, &crate::act::ReluGrad)? } else { grad.clone() };
         let (arg_c, kernel_c, grad_c) = (arg.contiguous()?, kernel.contiguous()?, grad.contiguous()?);
         let ((xs, xl), (ws, wl), (ds, dl)) = (arg_c.storage_and_layout(), kernel_c.storage_and_layout(), grad_c.storage_and_layout());
         let (x, wt, dy) = (cpu_f32(&xs, xl, "input")?, cpu_f32(&ws, wl, "weight")?, cpu_f32(&ds, dl, "gradient")?);
@@ -278,8 +286,8 @@ impl CustomOp2 for Conv2dOp {
         self.forward(f32_slice(s1, l1, "input")?, l1, f32_slice(s2, l2, "weight")?, l2, None)
     }
 
-    fn bwd(&self, arg: &Tensor, kernel: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, _) = self.backward(arg, kernel, grad, false)?;
+    fn bwd(&self, arg: &Tensor, kernel: &Tensor, res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw, _) = self.backward(arg, kernel, res, grad, false)?;
         Ok((dx, Some(dw)))
     }
 }
@@ -293,8 +301,8 @@ impl CustomOp3 for Conv2dOp {
         self.forward(f32_slice(s1, l1, "input")?, l1, f32_slice(s2, l2, "weight")?, l2, Some(f32_slice(s3, l3, "bias")?))
     }
 
-    fn bwd(&self, arg: &Tensor, kernel: &Tensor, _bias: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, db) = self.backward(arg, kernel, grad, true)?;
+    fn bwd(&self, arg: &Tensor, kernel: &Tensor, _bias: &Tensor, res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw, db) = self.backward(arg, kernel, res, grad, true)?;
         Ok((dx, Some(dw), db))
     }
 }
@@ -306,7 +314,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, pad: usize) -> Result<Tenso
     if !x.device().is_cpu() || x.dtype() != candle_core::DType::F32 || w.dtype() != candle_core::DType::F32 {
         return x.conv2d(w, pad, stride, 1, 1);
     }
-    x.contiguous()?.apply_op2(&w.contiguous()?, Conv2dOp { stride, pad })
+    x.contiguous()?.apply_op2(&w.contiguous()?, Conv2dOp { stride, pad, relu: false })
 }
 
 /// [`conv2d`] plus a per-channel `bias` of shape `(O,)`, added inside the same op (no
@@ -316,7 +324,22 @@ pub fn conv2d_bias(x: &Tensor, w: &Tensor, bias: &Tensor, stride: usize, pad: us
         let o = w.dim(0)?;
         return x.conv2d(w, pad, stride, 1, 1)?.broadcast_add(&bias.reshape((1, o, 1, 1))?);
     }
-    x.contiguous()?.apply_op3(&w.contiguous()?, &bias.contiguous()?, Conv2dOp { stride, pad })
+    x.contiguous()?.apply_op3(&w.contiguous()?, &bias.contiguous()?, Conv2dOp { stride, pad, relu: false })
+}
+
+/// `relu(conv2d(x, w, stride, pad) + bias)` as one op (bias optional): the ReLU costs no extra
+/// pass or buffer in the forward pass, and its backward is folded into the convolution's.
+pub fn conv2d_relu(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, stride: usize, pad: usize) -> Result<Tensor> {
+    let cpu_f32 = x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && w.dtype() == candle_core::DType::F32 && bias.is_none_or(|b| b.dtype() == candle_core::DType::F32);
+    let op = Conv2dOp { stride, pad, relu: true };
+    match bias {
+        _ if !cpu_f32 => crate::act::relu(&match bias {
+            Some(b) => conv2d_bias(x, w, b, stride, pad)?,
+            None => conv2d(x, w, stride, pad)?,
+        }),
+        Some(b) => x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, op),
+        None => x.contiguous()?.apply_op2(&w.contiguous()?, op),
+    }
 }
 
 /// Depthwise 2-D convolution (`groups = channels`, one `kh x kw` filter per channel) with

@@ -168,3 +168,37 @@ fn depthwise_conv_matches_grouped_conv() {
         }
     }
 }
+
+/// The fused convolution + ReLU gives the same output and the same gradients (input, weight,
+/// bias) as the convolution followed by a separate ReLU.
+#[test]
+fn fused_conv_relu_equals_conv_then_relu() {
+    let mut rng = Rng::new(9);
+    for &(stride, pad, with_bias) in &[(1usize, 1usize, true), (2, 1, true), (1, 0, false), (2, 0, false)] {
+        let x = support::candle::Var::from_vec(rng.uniform_vec(2 * 3 * 8 * 8, -1.0, 1.0), (2, 3, 8, 8), &Device::Cpu).unwrap();
+        let w = support::candle::Var::from_vec(rng.uniform_vec(5 * 3 * 9, -0.5, 0.5), (5, 3, 3, 3), &Device::Cpu).unwrap();
+        let b = support::candle::Var::from_vec(rng.uniform_vec(5, -0.3, 0.3), 5, &Device::Cpu).unwrap();
+        let bias = with_bias.then(|| b.as_tensor());
+        let fused = support::conv::conv2d_relu(x.as_tensor(), w.as_tensor(), bias, stride, pad).unwrap();
+        let plain = match bias {
+            Some(b) => support::conv::conv2d_bias(x.as_tensor(), w.as_tensor(), b, stride, pad).unwrap(),
+            None => support::conv::conv2d(x.as_tensor(), w.as_tensor(), stride, pad).unwrap(),
+        };
+        let plain = support::act::relu(&plain).unwrap();
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(flat(&fused), flat(&plain), "output s{stride} p{pad} bias {with_bias}");
+        let g = Tensor::from_vec(rng.uniform_vec(fused.elem_count(), -1.0, 1.0), fused.shape(), &Device::Cpu).unwrap();
+        let ga = fused.mul(&g).unwrap().sum_all().unwrap().backward().unwrap();
+        let gb = plain.mul(&g).unwrap().sum_all().unwrap().backward().unwrap();
+        let mut vars = vec![("x", x.as_tensor()), ("w", w.as_tensor())];
+        if with_bias {
+            vars.push(("b", b.as_tensor()));
+        }
+        for (what, t) in vars {
+            let (a, c) = (flat(ga.get(t).unwrap()), flat(gb.get(t).unwrap()));
+            for (i, (p, q)) in a.iter().zip(&c).enumerate() {
+                assert!((p - q).abs() <= 1e-6, "grad {what}[{i}] s{stride} p{pad}: {p} vs {q}");
+            }
+        }
+    }
+}
