@@ -340,13 +340,27 @@ impl BatchNorm2d {
     /// folded into the weights (`w * scale`) and a bias (`shift`), saving two passes over the
     /// activations. Evaluation mode only (the frozen backbones use it).
     pub fn fold_into(&self, conv: &Conv2d, x: &Tensor) -> Result<Tensor> {
+        match self.folded(conv)? {
+            Some(f) => f.forward(x),
+            None => self.forward(&conv.forward(x)?),
+        }
+    }
+
+    /// `relu(self.fold_into(conv, x))`, the ReLU fused into the same op.
+    pub fn fold_into_relu(&self, conv: &Conv2d, x: &Tensor) -> Result<Tensor> {
+        match self.folded(conv)? {
+            Some(f) => f.forward_relu(x),
+            None => crate::act::relu(&self.forward(&conv.forward(x)?)?),
+        }
+    }
+
+    fn folded(&self, conv: &Conv2d) -> Result<Option<Conv2d>> {
         let (scale, shift) = self.scale_shift()?;
         let o = conv.out_channels;
         if conv.bias.is_some() || scale.dim(0)? != o {
-            return self.forward(&conv.forward(x)?);
+            return Ok(None);
         }
-        let folded = Conv2d { weight: conv.weight.broadcast_mul(&scale.reshape((o, 1, 1, 1))?)?, bias: Some(shift), ..conv.clone() };
-        folded.forward(x)
+        Ok(Some(Conv2d { weight: conv.weight.broadcast_mul(&scale.reshape((o, 1, 1, 1))?)?, bias: Some(shift), ..conv.clone() }))
     }
 
     /// Evaluation mode.

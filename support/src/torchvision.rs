@@ -53,7 +53,7 @@ impl ConvBn {
         self.bn.fold_into(&self.conv, x)
     }
     fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
-        relu(&self.forward(x)?)
+        self.bn.fold_into_relu(&self.conv, x)
     }
 }
 
@@ -97,15 +97,20 @@ impl Plain {
         Ok(Plain { convs, pool: Pool2d::new(2, 2, 0), pooled: 7, classifier })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    /// `features` + the adaptive average pool, flattened (AlexNet: 9216, VGG16: 25088).
+    fn features(&self, x: &Tensor) -> Result<Tensor> {
         let mut x = x.clone();
         for (conv, pool) in &self.convs {
-            x = relu(&conv.forward(&x)?)?;
+            x = conv.forward_relu(&x)?;
             if *pool {
                 x = max_pool2d(&x, self.pool)?;
             }
         }
-        let mut x = adaptive_avg_pool2d(&x, (self.pooled, self.pooled))?.flatten_from(1)?;
+        adaptive_avg_pool2d(&x, (self.pooled, self.pooled))?.flatten_from(1)
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut x = self.features(x)?;
         for (i, l) in self.classifier.iter().enumerate() {
             x = l.forward(&x)?;
             if i + 1 < self.classifier.len() {
@@ -425,11 +430,30 @@ impl TorchvisionNet {
     }
 }
 
-impl Model for TorchvisionNet {
-    fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
+impl TorchvisionNet {
+    /// The backbone's features, as the transfer-learning notebook uses them: AlexNet's pooled
+    /// `features` (9216), VGG16's (25088), ResNet's and Inception's globally pooled maps (512,
+    /// 2048 for ResNet101 and Inception v3): `(N, D)`.
+    pub fn features(&self, x: &Tensor) -> Result<Tensor> {
+        self.check(x)?;
+        match &self.arch {
+            Arch::Plain(m) => m.features(x),
+            Arch::ResNet(m) => m.features(x),
+            Arch::Inception(m) => m.features(x),
+        }
+    }
+
+    fn check(&self, x: &Tensor) -> Result<()> {
         if x.rank() != 4 || x.dim(1)? != 3 {
             return Err(error(format!("{} expects images (N, 3, H, W), got {:?}", self.name, x.dims())));
         }
+        Ok(())
+    }
+}
+
+impl Model for TorchvisionNet {
+    fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
+        self.check(x)?;
         match &self.arch {
             Arch::Plain(m) => m.forward(x),
             Arch::ResNet(m) => m.fc.forward(&m.features(x)?),

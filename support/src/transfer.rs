@@ -9,6 +9,7 @@ use crate::data::Dataset;
 use crate::efficientnet::EfficientNetLite;
 use crate::imagenet::Preset;
 use crate::nn::Model;
+use crate::torchvision::TorchvisionNet;
 use crate::{error, Device, Result, Tensor};
 use rayon::prelude::*;
 use std::path::PathBuf;
@@ -44,14 +45,53 @@ pub fn upscale(ds: &Dataset, preset: &Preset) -> Result<Tensor> {
     Tensor::stack(&images, 0)
 }
 
-/// Pooled backbone features `(N, 1280)` of every image of `ds` (pixels in [0, 1], e.g. from
+/// A frozen ImageNet backbone (a concrete enum rather than a trait object: see `cifar::CifarNet`).
+pub enum Backbone {
+    EfficientNet(EfficientNetLite),
+    Torchvision(TorchvisionNet),
+}
+
+impl Backbone {
+    /// A short name for messages and cache files ("efficientnet-lite0", "resnet18", ...).
+    pub fn name(&self) -> String {
+        match self {
+            Backbone::EfficientNet(m) => format!("efficientnet-lite{}", m.variant),
+            Backbone::Torchvision(m) => m.name.to_lowercase().replace(' ', "_"),
+        }
+    }
+
+    /// The preprocessing preset of its weights.
+    pub fn preset(&self) -> Preset {
+        match self {
+            Backbone::EfficientNet(m) => m.preset(),
+            Backbone::Torchvision(m) => m.preset(),
+        }
+    }
+
+    /// Pooled features `(N, D)` in evaluation mode (BatchNorm with its ImageNet statistics).
+    pub fn features(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Backbone::EfficientNet(m) => m.features(x),
+            Backbone::Torchvision(m) => m.features(x),
+        }
+    }
+
+    fn device(&self) -> Device {
+        match self {
+            Backbone::EfficientNet(m) => m.device(),
+            Backbone::Torchvision(m) => m.device(),
+        }
+    }
+}
+
+/// Pooled backbone features `(N, D)` of every image of `ds` (pixels in [0, 1], e.g. from
 /// [`crate::data::cifar10_raw_splits`]) as a new data set with the same labels. `name` keys the
 /// cache (e.g. "train"); a cached file with the same key is loaded instead of recomputing.
 /// Prints progress about every 10% and the extraction time.
-pub fn extract_features(backbone: &EfficientNetLite, ds: &Dataset, name: &str, batch_size: usize) -> Result<Dataset> {
+pub fn extract_features(backbone: &Backbone, ds: &Dataset, name: &str, batch_size: usize) -> Result<Dataset> {
     crate::tune_allocator();
     let preset = backbone.preset();
-    let path = cache_dir().join(format!("efficientnet-lite{}-{}px-{name}-{}.safetensors", backbone.variant, preset.crop, ds.len()));
+    let path = cache_dir().join(format!("{}-{}px-{name}-{}.safetensors", backbone.name(), preset.crop, ds.len()));
     if path.exists() {
         let map = candle_core::safetensors::load(&path, &Device::Cpu).map_err(|e| error(format!("the feature cache {} is unreadable ({e}); delete it", path.display())))?;
         if let (Some(f), Some(l)) = (map.get("features"), map.get("labels")) {

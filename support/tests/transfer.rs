@@ -2,6 +2,7 @@
 //! upscaling with the ImageNet preset, feature extraction, and the feature cache.
 
 use support::efficientnet::EfficientNetLite;
+use support::transfer::Backbone;
 use support::Device;
 
 #[test]
@@ -9,7 +10,7 @@ fn features_of_upscaled_cifar_images_and_their_cache() {
     let cache = std::env::temp_dir().join(format!("support-transfer-{}", std::process::id()));
     std::env::set_var("PLAYGROUND_CACHE", &cache);
     let test = support::data::load_cifar10(&support::data::data_root(), false).unwrap().take(6).unwrap();
-    let backbone = EfficientNetLite::pretrained(0, &Device::Cpu).unwrap();
+    let backbone = Backbone::EfficientNet(EfficientNetLite::pretrained(0, &Device::Cpu).unwrap());
     let x = support::transfer::upscale(&test, &backbone.preset()).unwrap();
     assert_eq!(x.dims(), [6, 3, 224, 224]);
     // (x - 127) / 128 of 8-bit pixels lies in [-0.992, 1.0].
@@ -24,4 +25,13 @@ fn features_of_upscaled_cifar_images_and_their_cache() {
     let b = support::transfer::extract_features(&backbone, &test, "unit", 4).unwrap();
     assert_eq!(b.images.flatten_all().unwrap().to_vec1::<f32>().unwrap(), f, "the cached features differ");
     let _ = std::fs::remove_dir_all(&cache);
+}
+
+#[test]
+fn torchvision_backbones_give_their_feature_sizes() {
+    for (name, dim, size) in [("AlexNet", 9216, 224), ("ResNet18", 512, 224)] {
+        let m = support::torchvision::TorchvisionNet::new(name, &Device::Cpu).unwrap();
+        let x = support::Tensor::zeros((2, 3, size, size), support::candle::DType::F32, &Device::Cpu).unwrap();
+        assert_eq!(Backbone::Torchvision(m).features(&x).unwrap().dims(), [2, dim], "{name}");
+    }
 }
