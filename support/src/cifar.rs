@@ -364,3 +364,46 @@ pub fn build(name: &str, seed: u64) -> Result<CifarNet> {
 
 /// The names [`build`] knows, in the notebook's order.
 pub const MODELS: [&str; 10] = ["FCN", "LeNet5", "AlexNet", "VGG1", "VGG2", "VGG3", "ResNet_plain", "ResNet", "Inception", "Inception2"];
+
+/// The learning rate the original trains `name` with: 5e-4 for the two ResNets, 1e-3 otherwise
+/// (Adam, no weight decay, 25 epochs for all).
+pub fn learning_rate(name: &str) -> f64 {
+    if name.starts_with("ResNet") {
+        5e-4
+    } else {
+        1e-3
+    }
+}
+
+/// Where finished training runs are kept: `$PLAYGROUND_RUNS`, else `runs/` at the top of the repository.
+pub fn runs_dir() -> std::path::PathBuf {
+    match std::env::var_os("PLAYGROUND_RUNS") {
+        Some(p) if !p.is_empty() => std::path::PathBuf::from(p),
+        _ => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("runs"),
+    }
+}
+
+/// Trains `model` (called `name`) as the notebook does: Adam at [`learning_rate`]`(name)`,
+/// cross-entropy, `epochs` epochs, printing the original's log. When `runs_dir()/cifar10` holds a
+/// finished run of the same model with the same number of epochs (saved by this function, e.g.
+/// from the `cifar_train` binary running in the background), it loads those weights and that
+/// history instead, says so and prints the saved log: a five-hour notebook can be assembled from
+/// runs made separately. What it trains, it saves.
+pub fn train_or_load(name: &str, model: &CifarNet, train: &crate::data::DataLoader, val: &crate::data::DataLoader, epochs: usize) -> Result<crate::train::History> {
+    let dir = runs_dir().join("cifar10");
+    let (weights, hist) = (dir.join(format!("{name}-{epochs}ep.safetensors")), dir.join(format!("{name}-{epochs}ep.history.safetensors")));
+    if weights.exists() && hist.exists() {
+        model.params().load(&weights)?;
+        let history = crate::train::History::load(&hist)?;
+        println!("(loaded the finished {epochs}-epoch run of {name} from {}; its training log:)", dir.display());
+        history.print_log();
+        return Ok(history);
+    }
+    let mut optimizer = crate::optim::Adam::new(model.params().vars(), learning_rate(name))?;
+    let history = crate::train::train_model(model, train, val, &mut optimizer, crate::train::Loss::CrossEntropy, epochs, true)?;
+    if std::fs::create_dir_all(&dir).is_ok() {
+        model.params().save(&weights)?;
+        history.save(&hist)?;
+    }
+    Ok(history)
+}

@@ -86,6 +86,39 @@ impl History {
         crate::plot::loss_curves(&self.train_loss, &self.val_loss)
     }
 
+    /// The per-epoch log lines `train_model` prints, and its closing "Average time per epoch".
+    pub fn print_log(&self) {
+        for (i, ((t, v), a)) in self.train_loss.iter().zip(&self.val_loss).zip(&self.val_accuracy).enumerate() {
+            println!(" epoch: {:>2}, training loss: {t:.3}, validation loss {v:.3}, validation accuracy {a:.3}", i + 1);
+        }
+        println!();
+        println!("Average time per epoch: {:.3}s", self.seconds_per_epoch());
+    }
+
+    /// Writes the history to a `.safetensors` file (four f64 vectors).
+    pub fn save(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
+        let dev = candle_core::Device::Cpu;
+        let v = |x: &[f64]| Tensor::new(x, &dev);
+        let map: std::collections::HashMap<String, Tensor> = [
+            ("train_loss", v(&self.train_loss)?),
+            ("val_loss", v(&self.val_loss)?),
+            ("val_accuracy", v(&self.val_accuracy)?),
+            ("epoch_seconds", v(&self.epoch_seconds)?),
+        ]
+        .into_iter()
+        .map(|(k, t)| (k.to_string(), t))
+        .collect();
+        candle_core::safetensors::save(&map, path.as_ref())
+    }
+
+    /// Reads a history written by [`History::save`].
+    pub fn load(path: impl AsRef<std::path::Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let map = candle_core::safetensors::load(path, &candle_core::Device::Cpu).map_err(|e| error(format!("{} is not a saved history: {e}", path.display())))?;
+        let get = |k: &str| -> Result<Vec<f64>> { map.get(k).ok_or_else(|| error(format!("{} has no `{k}`", path.display())))?.to_vec1::<f64>() };
+        Ok(History { train_loss: get("train_loss")?, val_loss: get("val_loss")?, val_accuracy: get("val_accuracy")?, epoch_seconds: get("epoch_seconds")? })
+    }
+
     /// Shows the loss curves inline (evcxr calls this when a cell's value is a `History`).
     pub fn evcxr_display(&self) {
         match self.plot() {

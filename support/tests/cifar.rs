@@ -43,3 +43,24 @@ fn wrong_image_size_is_a_clear_error() {
     assert!(err.contains("expects 3x32x32 images"), "{err}");
     assert!(build("ResNet50", 0).err().unwrap().to_string().contains("no CIFAR model called `ResNet50`"));
 }
+
+/// A finished run is saved and, on the next call with the same model and epochs, loaded
+/// (weights and history) instead of trained again.
+#[test]
+fn train_or_load_saves_then_resumes() {
+    let dir = std::env::temp_dir().join(format!("support-runs-{}", std::process::id()));
+    std::env::set_var("PLAYGROUND_RUNS", &dir);
+    let ds = support::data::load_cifar10(&support::data::data_root(), false).unwrap().take(96).unwrap();
+    let train = support::data::DataLoader::new(ds.take(64).unwrap(), 32, true, 1).unwrap();
+    let val = support::data::DataLoader::new(ds.select(&(64..96).collect::<Vec<u32>>()).unwrap(), 32, false, 0).unwrap();
+    let a = build("LeNet5", 0).unwrap();
+    let ha = support::cifar::train_or_load("LeNet5", &a, &train, &val, 1).unwrap();
+    assert!(dir.join("cifar10/LeNet5-1ep.safetensors").exists());
+    let b = build("LeNet5", 7).unwrap();
+    let hb = support::cifar::train_or_load("LeNet5", &b, &train, &val, 1).unwrap();
+    assert_eq!(ha.train_loss, hb.train_loss);
+    assert_eq!(ha.val_accuracy, hb.val_accuracy);
+    let flat = |m: &support::cifar::CifarNet| m.params().named()[0].1.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert_eq!(flat(&a), flat(&b), "the loaded weights are the trained ones");
+    let _ = std::fs::remove_dir_all(&dir);
+}
