@@ -395,7 +395,7 @@ pub fn train_or_load(name: &str, model: &CifarNet, train: &crate::data::DataLoad
     if weights.exists() && hist.exists() {
         model.params().load(&weights)?;
         let history = crate::train::History::load(&hist)?;
-        println!("(loaded the finished {epochs}-epoch run of {name} from {}; its training log:)", dir.display());
+        println!("(loaded the finished {epochs}-epoch run of {name}, {name}-{epochs}ep.safetensors in the runs folder `cifar::runs_dir()`; its training log:)");
         history.print_log();
         return Ok(history);
     }
