@@ -22,7 +22,7 @@ pub fn read_state_dict(path: impl AsRef<Path>) -> Result<HashMap<String, Tensor>
     if !path.exists() {
         return Err(error(format!("weights file {} does not exist; download it or fix the path", path.display())));
     }
-    let mut head = [0u8; 8];
+    let mut head = [0u8; 15];
     let n = std::fs::File::open(path).and_then(|mut f| f.read(&mut head)).map_err(|e| error(format!("cannot read {}: {e}", path.display())))?;
     let bad = |e: candle_core::Error| error(format!("{} is not a readable checkpoint: {e}", path.display()));
     let map: HashMap<String, Tensor> = if n >= 4 && head[..4] == *b"PK\x03\x04" {
@@ -33,7 +33,7 @@ pub fn read_state_dict(path: impl AsRef<Path>) -> Result<HashMap<String, Tensor>
             }
         }
         tensors.into_iter().collect()
-    } else if n >= 2 && head[0] == 0x80 {
+    } else if n == 15 && head == LEGACY_MAGIC {
         read_legacy(path).map_err(bad)?
     } else {
         candle_core::safetensors::load(path, &Device::Cpu).map_err(bad)?
@@ -43,6 +43,11 @@ pub fn read_state_dict(path: impl AsRef<Path>) -> Result<HashMap<String, Tensor>
     }
     Ok(map)
 }
+
+/// The first pickle of a legacy `torch.save` file: protocol 2, then the magic number
+/// 0x1950a86a20f9469cfc6c as a 10-byte LONG1, then STOP. (A safetensors file starts with its
+/// header length, which may begin with the same 0x80 byte, so the whole prefix is compared.)
+const LEGACY_MAGIC: [u8; 15] = [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e];
 
 fn read_pickle<R: BufRead>(r: &mut R) -> Result<Object> {
     let mut stack = Stack::empty();
@@ -57,7 +62,7 @@ fn read_legacy(path: &Path) -> Result<HashMap<String, Tensor>> {
     // cannot hold in an i64: compare the 15 bytes of that first pickle directly.
     let mut magic = [0u8; 15];
     r.read_exact(&mut magic)?;
-    if magic != [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e] {
+    if magic != LEGACY_MAGIC {
         return Err(error("not a torch.save file (bad magic number)"));
     }
     let _protocol = read_pickle(&mut r)?;

@@ -32,3 +32,27 @@ fn a_model_loads_a_pth_by_key_and_ignores_extra_buffers() {
     let err = q.load(fixture("tiny_legacy.pth")).unwrap_err().to_string();
     assert!(err.contains("has no tensor `head.weight`"), "{err}");
 }
+
+/// A safetensors file whose header length starts with the byte 0x80 (as a pickle does) is still
+/// read as safetensors (a saved AlexNet hit this).
+#[test]
+fn safetensors_whose_first_byte_looks_like_a_pickle() {
+    let dir = std::env::temp_dir().join(format!("support-weights-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("w.safetensors");
+    let mut hit = false;
+    for len in 1..200 {
+        let mut p = Params::new();
+        Linear::new(&mut p, &"k".repeat(len), 3, 2, true, &mut Rng::new(0), &Device::Cpu).unwrap();
+        p.save(&path).unwrap();
+        if std::fs::read(&path).unwrap()[0] == 0x80 {
+            let sd = support::weights::read_state_dict(&path).unwrap();
+            assert_eq!(sd.len(), 2);
+            p.load(&path).unwrap();
+            hit = true;
+            break;
+        }
+    }
+    assert!(hit, "no header length starting with 0x80 was produced");
+    let _ = std::fs::remove_dir_all(&dir);
+}
