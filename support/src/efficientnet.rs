@@ -49,6 +49,7 @@ struct SameConv {
 }
 
 impl SameConv {
+    #[allow(clippy::too_many_arguments)]
     fn new(p: &mut Params, name: &str, cin: usize, cout: usize, k: usize, stride: usize, rng: &mut Rng, device: &Device) -> Result<Self> {
         let bound = 1.0 / ((cin * k * k) as f32).sqrt();
         Ok(SameConv { weight: p.uniform(format!("{name}.weight"), &[cout, cin, k, k], bound, rng, device)?, stride })

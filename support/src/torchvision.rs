@@ -347,6 +347,8 @@ impl Inception3 {
 
 // ---------------------------------------------------------------------------------------------
 
+// One value per model, built once: the size difference between variants does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Arch {
     Plain(Plain),
     ResNet(ResNet),

@@ -46,6 +46,7 @@ pub fn upscale(ds: &Dataset, preset: &Preset) -> Result<Tensor> {
 }
 
 /// A frozen ImageNet backbone (a concrete enum rather than a trait object: see `cifar::CifarNet`).
+#[allow(clippy::large_enum_variant)] // one value per notebook, built once
 pub enum Backbone {
     EfficientNet(EfficientNetLite),
     Torchvision(TorchvisionNet),
