@@ -377,10 +377,7 @@ pub fn learning_rate(name: &str) -> f64 {
 
 /// Where finished training runs are kept: `$PLAYGROUND_RUNS`, else `runs/` at the top of the repository.
 pub fn runs_dir() -> std::path::PathBuf {
-    match std::env::var_os("PLAYGROUND_RUNS") {
-        Some(p) if !p.is_empty() => std::path::PathBuf::from(p),
-        _ => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("runs"),
-    }
+    crate::repo_folder("PLAYGROUND_RUNS", "runs")
 }
 
 /// Trains `model` (called `name`) as the notebook does: Adam at [`learning_rate`]`(name)`,

