@@ -7,7 +7,8 @@
 //! - forward: per image, `out (O, OH*OW) = W (O, C*KH*KW) @ col (C*KH*KW, OH*OW)`;
 //! - backward: `dW += dOut @ col^T` and `dcol = W^T @ dOut` folded back (col2im) into `dX`;
 //!   `dX` is skipped when the input carries no gradient (the data batch of the first layer);
-//! - images are spread over the cores (rayon), one gemm per image;
+//! - images are spread over the cores (rayon); on small feature maps several images of a core
+//!   share one gemm (their im2col matrices side by side, at least 512 columns);
 //! - the bias is fused ([`conv2d_bias`]): written before the gemm accumulates, summed in backward.
 //!
 //! Zero padding is symmetric here; `nn::Conv2d` pads explicitly for asymmetric padding.
@@ -53,15 +54,16 @@ fn valid_cols(g: &Geometry, kj: usize) -> (usize, usize) {
     (lo as usize, (hi as usize).max(lo as usize))
 }
 
-/// col[(c*KH + ki)*KW + kj][oy*OW + ox] = x[c][oy*s - p + ki][ox*s - p + kj] (0 outside).
+/// col[(c*KH + ki)*KW + kj][oy*OW + ox] = x[c][oy*s - p + ki][ox*s - p + kj] (0 outside), the
+/// rows `ld` apart (`ld` > OH*OW when several images share one matrix, see [`group_size`]).
 /// Rows are copied as slices (stride 1) or gathered without per-pixel bounds checks.
-fn im2col(x: &[f32], g: &Geometry, col: &mut [f32]) {
+fn im2col(x: &[f32], g: &Geometry, col: &mut [f32], ld: usize) {
     let ohw = g.ohw();
     for c in 0..g.c {
         for ki in 0..g.kh {
             for kj in 0..g.kw {
                 let (lo, hi) = valid_cols(g, kj);
-                let row = &mut col[((c * g.kh + ki) * g.kw + kj) * ohw..][..ohw];
+                let row = &mut col[((c * g.kh + ki) * g.kw + kj) * ld..][..ohw];
                 for oy in 0..g.oh {
                     let y = (oy * g.stride + ki) as isize - g.pad as isize;
                     let dst = &mut row[oy * g.ow..(oy + 1) * g.ow];
@@ -87,7 +89,7 @@ fn im2col(x: &[f32], g: &Geometry, col: &mut [f32]) {
 }
 
 /// The adjoint of [`im2col`]: adds each column entry back into its input pixel.
-fn col2im(col: &[f32], g: &Geometry, x: &mut [f32]) {
+fn col2im(col: &[f32], g: &Geometry, x: &mut [f32], ld: usize) {
     let ohw = g.ohw();
     for c in 0..g.c {
         for ki in 0..g.kh {
@@ -96,7 +98,7 @@ fn col2im(col: &[f32], g: &Geometry, x: &mut [f32]) {
                 if lo >= hi {
                     continue;
                 }
-                let row = &col[((c * g.kh + ki) * g.kw + kj) * ohw..][..ohw];
+                let row = &col[((c * g.kh + ki) * g.kw + kj) * ld..][..ohw];
                 let first = lo * g.stride + kj - g.pad;
                 for oy in 0..g.oh {
                     let y = (oy * g.stride + ki) as isize - g.pad as isize;
@@ -132,6 +134,36 @@ fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, lhs: 
             false, false, false, par,
         )
     }
+}
+
+/// Columns one gemm should have at least: below this the gemm's packing and edge handling cost
+/// more than its arithmetic (small maps: 8x8 in the CIFAR ResNets, 7x7 at EfficientNet's top).
+const MIN_GEMM_COLS: usize = 512;
+
+/// How many images share one gemm: their im2col matrices side by side (`G * OH*OW` columns), so
+/// small feature maps still make a wide matrix. At most `per_thread`, the images a core handles.
+fn group_size(g: &Geometry, per_thread: usize) -> usize {
+    MIN_GEMM_COLS.div_ceil(g.ohw().max(1)).clamp(1, per_thread.max(1))
+}
+
+/// The `(C*KH*KW, m*OH*OW)` gemm operand of images `xs[0..m]` (each `C*H*W`): their im2col
+/// matrices side by side in `col`, or for a lone pointwise image the image itself.
+fn gemm_input<'a>(xs: &'a [f32], m: usize, g: &Geometry, col: &'a mut [f32]) -> &'a [f32] {
+    let (img, ohw, ckk) = (g.c * g.h * g.w, g.ohw(), g.ckk());
+    if g.pointwise() && m == 1 {
+        return &xs[..img];
+    }
+    let ld = m * ohw;
+    for (i, xb) in xs.chunks(img).take(m).enumerate() {
+        if g.pointwise() {
+            for (c, plane) in xb.chunks(ohw).enumerate() {
+                col[c * ld + i * ohw..][..ohw].copy_from_slice(plane);
+            }
+        } else {
+            im2col(xb, g, &mut col[i * ohw..], ld);
+        }
+    }
+    &col[..ckk * ld]
 }
 
 fn threads() -> usize {
@@ -191,23 +223,35 @@ impl Conv2dOp {
         let mut out = vec![0f32; g.n * g.o * ohw];
         let par = inner_parallelism(g.n);
         let chunk = g.n.div_ceil(threads());
+        let gsz = group_size(&g, chunk);
         out.par_chunks_mut(chunk * g.o * ohw).enumerate().for_each(|(t, out)| {
-            let mut col = vec![0f32; if g.pointwise() { 0 } else { ckk * ohw }];
-            for (i, dst) in out.chunks_mut(g.o * ohw).enumerate() {
-                let b = t * chunk + i;
-                let xb = &x[b * img..(b + 1) * img];
-                let src = if g.pointwise() {
-                    xb
-                } else {
-                    im2col(xb, &g, &mut col);
-                    &col
-                };
-                if let Some(bias) = bias {
-                    dst.chunks_mut(ohw).zip(bias).for_each(|(row, v)| row.fill(*v));
+            let mut col = vec![0f32; if g.pointwise() && gsz == 1 { 0 } else { ckk * gsz * ohw }];
+            let mut wide = vec![0f32; if gsz == 1 { 0 } else { g.o * gsz * ohw }];
+            for (j, dst) in out.chunks_mut(gsz * g.o * ohw).enumerate() {
+                let (first, m) = (t * chunk + j * gsz, dst.len() / (g.o * ohw));
+                let src = gemm_input(&x[first * img..(first + m) * img], m, &g, &mut col);
+                if m == 1 {
+                    if let Some(bias) = bias {
+                        dst.chunks_mut(ohw).zip(bias).for_each(|(row, v)| row.fill(*v));
+                    }
+                    matmul(g.o, ohw, ckk, dst, bias.is_some(), wt, (ckk as isize, 1), src, (ohw as isize, 1), par);
+                    if self.relu {
+                        dst.iter_mut().for_each(|v| *v = v.max(0.0));
+                    }
+                    continue;
                 }
-                matmul(g.o, ohw, ckk, dst, bias.is_some(), wt, (ckk as isize, 1), src, (ohw as isize, 1), par);
-                if self.relu {
-                    dst.iter_mut().for_each(|v| *v = v.max(0.0));
+                // (O, m*OHW) in one gemm, then each image's columns to its place, bias and ReLU on the way.
+                let ld = m * ohw;
+                matmul(g.o, ld, ckk, &mut wide, false, wt, (ckk as isize, 1), src, (ld as isize, 1), par);
+                for (i, d_img) in dst.chunks_mut(g.o * ohw).enumerate() {
+                    for (oc, d) in d_img.chunks_mut(ohw).enumerate() {
+                        let (s, b) = (&wide[oc * ld + i * ohw..][..ohw], bias.map_or(0.0, |b| b[oc]));
+                        if self.relu {
+                            d.iter_mut().zip(s).for_each(|(d, s)| *d = (s + b).max(0.0));
+                        } else {
+                            d.iter_mut().zip(s).for_each(|(d, s)| *d = s + b);
+                        }
+                    }
                 }
             }
         });
@@ -228,37 +272,57 @@ impl Conv2dOp {
         let chunk = g.n.div_ceil(threads());
         let mut dx = vec![0f32; if need_dx { g.n * img } else { 0 }];
         let dx_chunks: Vec<&mut [f32]> = if need_dx { dx.chunks_mut(chunk * img).collect() } else { (0..g.n.div_ceil(chunk)).map(|_| &mut [][..]).collect() };
+        let gsz = group_size(&g, chunk);
         let parts: Vec<(Vec<f32>, Vec<f32>)> = dx_chunks
             .into_par_iter()
             .enumerate()
             .map(|(t, dx)| {
-                let mut col = vec![0f32; if g.pointwise() { 0 } else { ckk * ohw }];
-                let mut dcol = vec![0f32; if need_dx && !g.pointwise() { ckk * ohw } else { 0 }];
+                let cols = gsz * ohw;
+                let mut col = vec![0f32; if g.pointwise() && gsz == 1 { 0 } else { ckk * cols }];
+                let mut dy_wide = vec![0f32; if gsz == 1 { 0 } else { g.o * cols }];
+                let mut dcol = vec![0f32; if need_dx && !(g.pointwise() && gsz == 1) { ckk * cols } else { 0 }];
                 let mut dw = vec![0f32; g.o * ckk];
                 let mut db = vec![0f32; if with_bias { g.o } else { 0 }];
-                for b in t * chunk..((t + 1) * chunk).min(g.n) {
-                    let dyb = &dy[b * g.o * ohw..(b + 1) * g.o * ohw];
+                let end = ((t + 1) * chunk).min(g.n);
+                for first in (t * chunk..end).step_by(gsz) {
+                    let (m, ld) = ((end - first).min(gsz), (end - first).min(gsz) * ohw);
+                    let dys = &dy[first * g.o * ohw..(first + m) * g.o * ohw];
                     if with_bias {
-                        db.iter_mut().zip(dyb.chunks(ohw)).for_each(|(d, row)| *d += row.iter().sum::<f32>());
+                        for dyb in dys.chunks(g.o * ohw) {
+                            db.iter_mut().zip(dyb.chunks(ohw)).for_each(|(d, row)| *d += row.iter().sum::<f32>());
+                        }
                     }
-                    let xb = &x[b * img..(b + 1) * img];
-                    let src = if g.pointwise() {
-                        xb
+                    // dY of the group as one (O, m*OHW) matrix, the layout of the forward's gemm.
+                    let dyg: &[f32] = if m == 1 {
+                        dys
                     } else {
-                        im2col(xb, &g, &mut col);
-                        &col
+                        for (i, dyb) in dys.chunks(g.o * ohw).enumerate() {
+                            for (oc, row) in dyb.chunks(ohw).enumerate() {
+                                dy_wide[oc * ld + i * ohw..][..ohw].copy_from_slice(row);
+                            }
+                        }
+                        &dy_wide[..g.o * ld]
                     };
-                    // dW (O, CKK) += dY (O, OHW) @ col^T (OHW, CKK)
-                    matmul(g.o, ckk, ohw, &mut dw, true, dyb, (ohw as isize, 1), src, (1, ohw as isize), par);
+                    let src = gemm_input(&x[first * img..(first + m) * img], m, &g, &mut col);
+                    // dW (O, CKK) += dY (O, m*OHW) @ col^T (m*OHW, CKK)
+                    matmul(g.o, ckk, ld, &mut dw, true, dyg, (ld as isize, 1), src, (1, ld as isize), par);
                     if need_dx {
-                        let i = b - t * chunk;
-                        let dxb = &mut dx[i * img..(i + 1) * img];
-                        // dcol (CKK, OHW) = W^T (CKK, O) @ dY (O, OHW), folded back into dX (pointwise: dcol is dX)
-                        if g.pointwise() {
-                            matmul(ckk, ohw, g.o, dxb, false, wt, (1, ckk as isize), dyb, (ohw as isize, 1), par);
-                        } else {
-                            matmul(ckk, ohw, g.o, &mut dcol, false, wt, (1, ckk as isize), dyb, (ohw as isize, 1), par);
-                            col2im(&dcol, &g, dxb);
+                        let dxs = &mut dx[(first - t * chunk) * img..(first - t * chunk + m) * img];
+                        // dcol (CKK, m*OHW) = W^T (CKK, O) @ dY (O, m*OHW), folded back into dX
+                        // (a lone pointwise image: dcol is dX).
+                        if g.pointwise() && m == 1 {
+                            matmul(ckk, ohw, g.o, dxs, false, wt, (1, ckk as isize), dyg, (ohw as isize, 1), par);
+                            continue;
+                        }
+                        matmul(ckk, ld, g.o, &mut dcol, false, wt, (1, ckk as isize), dyg, (ld as isize, 1), par);
+                        for (i, dxb) in dxs.chunks_mut(img).enumerate() {
+                            if g.pointwise() {
+                                for (c, plane) in dxb.chunks_mut(ohw).enumerate() {
+                                    plane.copy_from_slice(&dcol[c * ld + i * ohw..][..ohw]);
+                                }
+                            } else {
+                                col2im(&dcol[i * ohw..], &g, dxb, ld);
+                            }
                         }
                     }
                 }

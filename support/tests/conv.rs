@@ -202,3 +202,47 @@ fn fused_conv_relu_equals_conv_then_relu() {
         }
     }
 }
+
+/// Small feature maps with a batch large enough that several images share one gemm (groups of
+/// up to 512 columns, the last group of each core shorter): output, input, weight and bias
+/// gradients against candle's conv2d and autograd (square inputs, where candle's backward is
+/// right), for 3x3, strided and pointwise convolutions, with and without the fused ReLU.
+#[test]
+fn grouped_small_maps_match_candle() {
+    let mut rng = Rng::new(17);
+    let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    for &(n, c, o, hw, k, stride, pad, relu) in &[
+        (13usize, 5usize, 6usize, 7usize, 1usize, 1usize, 0usize, false),
+        (13, 5, 6, 7, 1, 1, 0, true),
+        (11, 4, 3, 8, 3, 1, 1, true),
+        (9, 3, 4, 6, 3, 2, 1, false),
+        (21, 6, 2, 4, 3, 1, 1, false),
+    ] {
+        let x = support::candle::Var::from_vec(rng.uniform_vec(n * c * hw * hw, -1.0, 1.0), (n, c, hw, hw), &Device::Cpu).unwrap();
+        let w = support::candle::Var::from_vec(rng.uniform_vec(o * c * k * k, -0.5, 0.5), (o, c, k, k), &Device::Cpu).unwrap();
+        let b = support::candle::Var::from_vec(rng.uniform_vec(o, -0.3, 0.3), o, &Device::Cpu).unwrap();
+        let ours = if relu {
+            support::conv::conv2d_relu(x.as_tensor(), w.as_tensor(), Some(b.as_tensor()), stride, pad).unwrap()
+        } else {
+            support::conv::conv2d_bias(x.as_tensor(), w.as_tensor(), b.as_tensor(), stride, pad).unwrap()
+        };
+        let mut theirs = x.as_tensor().conv2d(w.as_tensor(), pad, stride, 1, 1).unwrap().broadcast_add(&b.as_tensor().reshape((1, o, 1, 1)).unwrap()).unwrap();
+        if relu {
+            theirs = theirs.relu().unwrap();
+        }
+        let case = format!("n{n} c{c} o{o} {hw}x{hw} k{k} s{stride} p{pad} relu {relu}");
+        assert_eq!(ours.dims(), theirs.dims(), "{case}");
+        let g = Tensor::from_vec(rng.uniform_vec(ours.elem_count(), -1.0, 1.0), ours.shape(), &Device::Cpu).unwrap();
+        let ga = ours.mul(&g).unwrap().sum_all().unwrap().backward().unwrap();
+        let gb = theirs.mul(&g).unwrap().sum_all().unwrap().backward().unwrap();
+        let mut pairs = vec![("output", flat(&ours), flat(&theirs))];
+        for (what, t) in [("dx", x.as_tensor()), ("dw", w.as_tensor()), ("db", b.as_tensor())] {
+            pairs.push((what, flat(ga.get(t).unwrap()), flat(gb.get(t).unwrap())));
+        }
+        for (what, a, e) in pairs {
+            assert_eq!(a.len(), e.len(), "{what} {case}");
+            let worst = a.iter().zip(&e).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+            assert!(worst < 1e-4, "{what} {case}: max diff {worst}");
+        }
+    }
+}
