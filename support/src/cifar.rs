@@ -18,7 +18,7 @@
 //! for the custom networks, and `Sequential` indices for the others.
 
 use crate::act::ReLU;
-use crate::nn::{dropout, dropout_stream, Conv2d, Linear, Model, Params, Sequential};
+use crate::nn::{dropout, dropout_stream, BatchNorm2d, Conv2d, Linear, Model, Params, Sequential};
 use crate::pool::{max_pool2d, Pool2d};
 use crate::rng::Rng;
 use crate::{error, Device, Result, Tensor};
@@ -93,6 +93,15 @@ impl Parts {
     }
     fn conv(&mut self, name: &str, cin: usize, cout: usize, k: usize, stride: usize, pad: usize) -> Result<Conv2d> {
         Conv2d::new(&mut self.params, name, cin, cout, (k, k), stride, pad, true, &mut self.rng, &self.device)
+    }
+    /// A convolution + ReLU, with BatchNorm (`{name}_bn`) and no conv bias when `bn`.
+    #[allow(clippy::too_many_arguments)]
+    fn unit(&mut self, name: &str, cin: usize, cout: usize, k: usize, stride: usize, pad: usize, bn: bool) -> Result<Unit> {
+        if !bn {
+            return Ok(Unit { conv: self.conv(name, cin, cout, k, stride, pad)?, bn: None });
+        }
+        let conv = Conv2d::new(&mut self.params, name, cin, cout, (k, k), stride, pad, false, &mut self.rng, &self.device)?;
+        Ok(Unit { conv, bn: Some(BatchNorm2d::new(&mut self.params, &format!("{name}_bn"), cout, 1e-5, &self.device)?) })
     }
     fn linear(&mut self, name: &str, i: usize, o: usize) -> Result<Linear> {
         Linear::new(&mut self.params, name, i, o, true, &mut self.rng, &self.device)
@@ -204,22 +213,38 @@ impl Model for ResNet {
     }
 }
 
+/// A convolution followed by ReLU, with a BatchNorm between them in the modern-recipe variant
+/// ([`Inception::v1_bn`]; its convolutions then have no bias, which BatchNorm's shift replaces).
+struct Unit {
+    conv: Conv2d,
+    bn: Option<BatchNorm2d>,
+}
+
+impl Unit {
+    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        match &self.bn {
+            Some(bn) => crate::act::relu(&bn.forward_t(&self.conv.forward(x)?, train)?),
+            None => self.conv.forward_relu(x),
+        }
+    }
+}
+
 /// One inception branch: an optional 1x1 reduction (or, for the pool branch, a projection
 /// after the pool), then the main conv.
 struct Branch {
-    reduce: Option<Conv2d>,
-    conv: Option<Conv2d>,
+    reduce: Option<Unit>,
+    conv: Option<Unit>,
     pool_first: bool,
 }
 
 impl Branch {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let mut x = if self.pool_first { max_pool2d(x, Pool2d::new(3, 1, 1))? } else { x.clone() };
         if let Some(r) = &self.reduce {
-            x = r.forward_relu(&x)?;
+            x = r.forward(&x, train)?;
         }
         if let Some(c) = &self.conv {
-            x = c.forward_relu(&x)?;
+            x = c.forward(&x, train)?;
         }
         Ok(x)
     }
@@ -232,7 +257,7 @@ impl Branch {
 /// reductions in the last two.
 pub struct Inception {
     name: &'static str,
-    stem: Conv2d,
+    stem: Unit,
     blocks: Vec<Vec<Branch>>,
     fc1: Linear,
     fc2: Linear,
@@ -243,32 +268,42 @@ pub struct Inception {
 impl Inception {
     /// The first network (1,517,546 parameters): blocks 16 -> 112 -> 304 channels.
     pub fn v1(seed: u64) -> Result<Self> {
+        Inception::first("Inception", seed, false)
+    }
+
+    /// [`Inception::v1`] with BatchNorm after every convolution (convolutions without bias):
+    /// the architecture of the notebook's modern-recipe section (1,517,850 parameters: the 304 conv biases replaced by 608 BatchNorm weights and shifts).
+    pub fn v1_bn(seed: u64) -> Result<Self> {
+        Inception::first("Inception_BN", seed, true)
+    }
+
+    fn first(name: &'static str, seed: u64, bn: bool) -> Result<Self> {
         let mut p = Parts::new(seed);
-        let stem = p.conv("stem", 3, 16, 3, 1, 1)?;
+        let stem = p.unit("stem", 3, 16, 3, 1, 1, bn)?;
         let mut blocks = Vec::new();
         for (b, (cin, cout)) in [(16, 32), (112, 64)].into_iter().enumerate() {
             let n = |s: &str| format!("block{}.{s}", b + 1);
             blocks.push(vec![
-                Branch { reduce: None, conv: Some(p.conv(&n("conv1x1"), cin, cout, 1, 1, 0)?), pool_first: false },
-                Branch { reduce: None, conv: Some(p.conv(&n("conv3x3"), cin, cout, 3, 1, 1)?), pool_first: false },
-                Branch { reduce: None, conv: Some(p.conv(&n("conv5x5"), cin, cout, 5, 1, 2)?), pool_first: false },
+                Branch { reduce: None, conv: Some(p.unit(&n("conv1x1"), cin, cout, 1, 1, 0, bn)?), pool_first: false },
+                Branch { reduce: None, conv: Some(p.unit(&n("conv3x3"), cin, cout, 3, 1, 1, bn)?), pool_first: false },
+                Branch { reduce: None, conv: Some(p.unit(&n("conv5x5"), cin, cout, 5, 1, 2, bn)?), pool_first: false },
                 Branch { reduce: None, conv: None, pool_first: true },
             ]);
         }
         let fc1 = p.linear("fc1", 304 * 4 * 4, 256)?;
         let fc2 = p.linear("fc2", 256, 10)?;
-        Ok(Inception { name: "Inception", stem, blocks, fc1, fc2, params: p.params, dropout_rng: dropout_stream(seed) })
+        Ok(Inception { name, stem, blocks, fc1, fc2, params: p.params, dropout_rng: dropout_stream(seed) })
     }
 
     /// The second network (1,119,818 parameters): block 1 as above but 16 5x5 filters (96
     /// channels out), blocks 2 and 3 with 1x1 reductions and pool projections (288, 544).
     pub fn v2(seed: u64) -> Result<Self> {
         let mut p = Parts::new(seed);
-        let stem = p.conv("stem", 3, 16, 3, 1, 1)?;
+        let stem = p.unit("stem", 3, 16, 3, 1, 1, false)?;
         let block1 = vec![
-            Branch { reduce: None, conv: Some(p.conv("block1.conv1x1", 16, 32, 1, 1, 0)?), pool_first: false },
-            Branch { reduce: None, conv: Some(p.conv("block1.conv3x3", 16, 32, 3, 1, 1)?), pool_first: false },
-            Branch { reduce: None, conv: Some(p.conv("block1.conv5x5", 16, 16, 5, 1, 2)?), pool_first: false },
+            Branch { reduce: None, conv: Some(p.unit("block1.conv1x1", 16, 32, 1, 1, 0, false)?), pool_first: false },
+            Branch { reduce: None, conv: Some(p.unit("block1.conv3x3", 16, 32, 3, 1, 1, false)?), pool_first: false },
+            Branch { reduce: None, conv: Some(p.unit("block1.conv5x5", 16, 16, 5, 1, 2, false)?), pool_first: false },
             Branch { reduce: None, conv: None, pool_first: true },
         ];
         let mut blocks = vec![block1];
@@ -276,10 +311,10 @@ impl Inception {
         for (b, (cin, c1, r3, c3, r5, c5, pp)) in [(96, 64, 64, 128, 16, 32, 64), (288, 128, 128, 256, 32, 32, 128)].into_iter().enumerate() {
             let n = |s: &str| format!("block{}.{s}", b + 2);
             blocks.push(vec![
-                Branch { reduce: None, conv: Some(p.conv(&n("conv1x1"), cin, c1, 1, 1, 0)?), pool_first: false },
-                Branch { reduce: Some(p.conv(&n("reduce3x3"), cin, r3, 1, 1, 0)?), conv: Some(p.conv(&n("conv3x3"), r3, c3, 3, 1, 1)?), pool_first: false },
-                Branch { reduce: Some(p.conv(&n("reduce5x5"), cin, r5, 1, 1, 0)?), conv: Some(p.conv(&n("conv5x5"), r5, c5, 5, 1, 2)?), pool_first: false },
-                Branch { reduce: Some(p.conv(&n("pool_proj"), cin, pp, 1, 1, 0)?), conv: None, pool_first: true },
+                Branch { reduce: None, conv: Some(p.unit(&n("conv1x1"), cin, c1, 1, 1, 0, false)?), pool_first: false },
+                Branch { reduce: Some(p.unit(&n("reduce3x3"), cin, r3, 1, 1, 0, false)?), conv: Some(p.unit(&n("conv3x3"), r3, c3, 3, 1, 1, false)?), pool_first: false },
+                Branch { reduce: Some(p.unit(&n("reduce5x5"), cin, r5, 1, 1, 0, false)?), conv: Some(p.unit(&n("conv5x5"), r5, c5, 5, 1, 2, false)?), pool_first: false },
+                Branch { reduce: Some(p.unit(&n("pool_proj"), cin, pp, 1, 1, 0, false)?), conv: None, pool_first: true },
             ]);
         }
         let fc1 = p.linear("fc1", 544 * 2 * 2, 256)?;
@@ -295,9 +330,9 @@ impl Inception {
 impl Model for Inception {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let down = Pool2d::new(3, 2, 1);
-        let mut x = max_pool2d(&self.stem.forward_relu(x)?, down)?;
+        let mut x = max_pool2d(&self.stem.forward(x, train)?, down)?;
         for block in &self.blocks {
-            let outs = block.iter().map(|b| b.forward(&x)).collect::<Result<Vec<_>>>()?;
+            let outs = block.iter().map(|b| b.forward(&x, train)).collect::<Result<Vec<_>>>()?;
             x = max_pool2d(&Tensor::cat(&outs, 1)?, down)?;
         }
         let x = x.flatten_from(1)?;
@@ -345,7 +380,7 @@ impl Model for CifarNet {
 }
 
 /// Every model of the notebook by its name there: FCN, LeNet5, AlexNet, VGG1, VGG2, VGG3,
-/// ResNet_plain, ResNet, Inception, Inception2.
+/// ResNet_plain, ResNet, Inception, Inception2; and Inception_BN, the modern-recipe section's.
 pub fn build(name: &str, seed: u64) -> Result<CifarNet> {
     Ok(match name {
         "FCN" => CifarNet::Sequential(fcn(seed)?),
@@ -358,6 +393,7 @@ pub fn build(name: &str, seed: u64) -> Result<CifarNet> {
         "ResNet" => CifarNet::ResNet(ResNet::new(seed)?),
         "Inception" => CifarNet::Inception(Inception::v1(seed)?),
         "Inception2" => CifarNet::Inception(Inception::v2(seed)?),
+        "Inception_BN" => CifarNet::Inception(Inception::v1_bn(seed)?),
         other => return Err(error(format!("no CIFAR model called `{other}`; the models are {}", MODELS.join(", ")))),
     })
 }
@@ -382,22 +418,50 @@ pub fn runs_dir() -> std::path::PathBuf {
 
 /// Trains `model` (called `name`) as the notebook does: Adam at [`learning_rate`]`(name)`,
 /// cross-entropy, `epochs` epochs, printing the original's log. When `runs_dir()/cifar10` holds a
-/// finished run of the same model with the same number of epochs (saved by this function, e.g.
-/// from the `cifar_train` binary running in the background), it loads those weights and that
-/// history instead, says so and prints the saved log: a five-hour notebook can be assembled from
-/// runs made separately. What it trains, it saves.
+/// finished run of the same model with the same number of epochs on a training set of the same
+/// size (saved by this function, e.g. from the `cifar_train` binary running in the background),
+/// it loads those weights and that history instead, says so and prints the saved log: a
+/// five-hour notebook can be assembled from runs made separately. What it trains, it saves.
 pub fn train_or_load(name: &str, model: &CifarNet, train: &crate::data::DataLoader, val: &crate::data::DataLoader, epochs: usize) -> Result<crate::train::History> {
+    let stem = format!("{name}-{epochs}ep-{}", train.num_samples());
+    run_or_load(&stem, name, model, train.num_samples(), epochs, || {
+        let mut optimizer = crate::optim::Adam::new(model.params().vars(), learning_rate(name))?;
+        crate::train::train_model(model, train, val, &mut optimizer, crate::train::Loss::CrossEntropy, epochs, true)
+    })
+}
+
+/// The modern recipe of the notebook's extra section, for the same 25-epoch budget: every
+/// training batch augmented (random crop of the image padded by 4, random horizontal flip),
+/// Adam with a one-cycle schedule peaking at [`MODERN_MAX_LR`] (learning rate and beta1 cycled
+/// per step, as `OneCycleLR`), label smoothing 0.1; BatchNorm is in the model ([`Inception::v1_bn`]).
+pub const MODERN_MAX_LR: f64 = 4e-3;
+
+/// Trains `model` with the modern recipe for `epochs` on `train` (the plain loader: the
+/// augmentation is added here), validating on `val`, or loads a finished run saved under
+/// `{name}-modern-{epochs}ep-{N}` (see [`train_or_load`]). The validation loss printed is the
+/// smoothed one (the accuracy is unaffected).
+pub fn train_modern_or_load(name: &str, model: &CifarNet, train: &crate::data::DataLoader, val: &crate::data::DataLoader, epochs: usize) -> Result<crate::train::History> {
+    let stem = format!("{name}-modern-{epochs}ep-{}", train.num_samples());
+    run_or_load(&stem, name, model, train.num_samples(), epochs, || {
+        let augmented = train.clone().with_augmentation(crate::augment::CropFlip { pad: 4, fill: -1.0, flip: true });
+        let mut optimizer = crate::optim::Adam::new(model.params().vars(), MODERN_MAX_LR)?;
+        let schedule = crate::optim::OneCycle::new(MODERN_MAX_LR, epochs * augmented.num_batches());
+        crate::train::train_model_one_cycle(model, &augmented, val, &mut optimizer, &schedule, crate::train::Loss::CrossEntropyLabelSmoothing(0.1), epochs, true)
+    })
+}
+
+/// Loads the run saved as `stem` in `runs_dir()/cifar10`, or runs `train` and saves it there.
+fn run_or_load(stem: &str, name: &str, model: &CifarNet, images: usize, epochs: usize, train: impl FnOnce() -> Result<crate::train::History>) -> Result<crate::train::History> {
     let dir = runs_dir().join("cifar10");
-    let (weights, hist) = (dir.join(format!("{name}-{epochs}ep.safetensors")), dir.join(format!("{name}-{epochs}ep.history.safetensors")));
+    let (weights, hist) = (dir.join(format!("{stem}.safetensors")), dir.join(format!("{stem}.history.safetensors")));
     if weights.exists() && hist.exists() {
         model.params().load(&weights)?;
         let history = crate::train::History::load(&hist)?;
-        println!("(loaded the finished {epochs}-epoch run of {name}, {name}-{epochs}ep.safetensors in the runs folder `cifar::runs_dir()`; its training log:)");
+        println!("(loaded the finished {epochs}-epoch run of {name} on {images} images, {stem}.safetensors in the runs folder `cifar::runs_dir()`; its training log:)");
         history.print_log();
         return Ok(history);
     }
-    let mut optimizer = crate::optim::Adam::new(model.params().vars(), learning_rate(name))?;
-    let history = crate::train::train_model(model, train, val, &mut optimizer, crate::train::Loss::CrossEntropy, epochs, true)?;
+    let history = train()?;
     if std::fs::create_dir_all(&dir).is_ok() {
         model.params().save(&weights)?;
         history.save(&hist)?;

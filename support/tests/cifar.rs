@@ -5,6 +5,13 @@ use support::nn::Model;
 use support::candle::{DType, Device, Tensor};
 use support::cifar::{build, MODELS};
 
+/// One runs folder for this test process (tests run in parallel; each removes its own files).
+fn runs_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("support-runs-{}", std::process::id()));
+    std::env::set_var("PLAYGROUND_RUNS", &dir);
+    dir
+}
+
 #[test]
 fn parameter_counts_match_the_original_notebook() {
     let want = [12_332_010, 83_126, 99_014, 2_105_562, 1_070_874, 602_010, 269_034, 271_690, 1_517_546, 1_119_818];
@@ -44,23 +51,62 @@ fn wrong_image_size_is_a_clear_error() {
     assert!(build("ResNet50", 0).err().unwrap().to_string().contains("no CIFAR model called `ResNet50`"));
 }
 
-/// A finished run is saved and, on the next call with the same model and epochs, loaded
-/// (weights and history) instead of trained again.
+/// A finished run is saved and, on the next call with the same model, epochs and training-set
+/// size, loaded (weights and history) instead of trained again.
 #[test]
 fn train_or_load_saves_then_resumes() {
-    let dir = std::env::temp_dir().join(format!("support-runs-{}", std::process::id()));
-    std::env::set_var("PLAYGROUND_RUNS", &dir);
+    let dir = runs_dir();
     let ds = support::data::load_cifar10(&support::data::data_root(), false).unwrap().take(96).unwrap();
     let train = support::data::DataLoader::new(ds.take(64).unwrap(), 32, true, 1).unwrap();
     let val = support::data::DataLoader::new(ds.select(&(64..96).collect::<Vec<u32>>()).unwrap(), 32, false, 0).unwrap();
     let a = build("LeNet5", 0).unwrap();
     let ha = support::cifar::train_or_load("LeNet5", &a, &train, &val, 1).unwrap();
-    assert!(dir.join("cifar10/LeNet5-1ep.safetensors").exists());
+    assert!(dir.join("cifar10/LeNet5-1ep-64.safetensors").exists());
     let b = build("LeNet5", 7).unwrap();
     let hb = support::cifar::train_or_load("LeNet5", &b, &train, &val, 1).unwrap();
     assert_eq!(ha.train_loss, hb.train_loss);
     assert_eq!(ha.val_accuracy, hb.val_accuracy);
     let flat = |m: &support::cifar::CifarNet| m.params().named()[0].1.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
     assert_eq!(flat(&a), flat(&b), "the loaded weights are the trained ones");
-    let _ = std::fs::remove_dir_all(&dir);
+    // A run on another number of images (quick mode's 4,096 vs the full 40,000) is not taken for it.
+    let fewer = support::data::DataLoader::new(ds.take(32).unwrap(), 32, true, 1).unwrap();
+    let c = build("LeNet5", 7).unwrap();
+    support::cifar::train_or_load("LeNet5", &c, &fewer, &val, 1).unwrap();
+    assert!(dir.join("cifar10/LeNet5-1ep-32.safetensors").exists());
+    assert_ne!(flat(&c), flat(&a), "a run on 32 images is trained, not loaded from the 64-image one");
+    for f in ["LeNet5-1ep-64", "LeNet5-1ep-32"] {
+        let _ = std::fs::remove_file(dir.join(format!("cifar10/{f}.safetensors")));
+        let _ = std::fs::remove_file(dir.join(format!("cifar10/{f}.history.safetensors")));
+    }
+}
+
+/// The modern-recipe Inception: the original's layout with BatchNorm after every convolution
+/// (304 conv biases out, 2 x 304 BatchNorm parameters in), batch statistics in training mode
+/// and running statistics updated; and the recipe trains, saves and reloads its run.
+#[test]
+fn inception_bn_and_the_modern_recipe() {
+    let m = build("Inception_BN", 0).unwrap();
+    assert_eq!(m.num_parameters(), 1_517_546 - 304 + 2 * 304);
+    let buffer = |m: &support::cifar::CifarNet| m.params().buffers().iter().find(|(n, _)| n == "stem_bn.running_mean").unwrap().1.as_tensor().to_vec1::<f32>().unwrap();
+    assert!(buffer(&m).iter().all(|v| *v == 0.0));
+    let x = Tensor::rand(-1f32, 1., (4, 3, 32, 32), &Device::Cpu).unwrap();
+    assert_eq!(m.forward_t(&x, true).unwrap().dims(), [4, 10]);
+    assert!(buffer(&m).iter().any(|v| *v != 0.0), "training mode moves the running statistics");
+    let before = buffer(&m);
+    m.forward_t(&x, false).unwrap();
+    assert_eq!(buffer(&m), before, "evaluation mode leaves them");
+
+    let dir = runs_dir();
+    let ds = support::data::load_cifar10(&support::data::data_root(), false).unwrap().take(96).unwrap().normalize(0.5, 0.5).unwrap();
+    let train = support::data::DataLoader::new(ds.take(64).unwrap(), 32, true, 1).unwrap();
+    let val = support::data::DataLoader::new(ds.select(&(64..96).collect::<Vec<u32>>()).unwrap(), 32, false, 0).unwrap();
+    let a = build("Inception_BN", 0).unwrap();
+    let h = support::cifar::train_modern_or_load("Inception_BN", &a, &train, &val, 2).unwrap();
+    assert!(h.train_loss.iter().all(|l| l.is_finite()) && h.val_accuracy.len() == 2);
+    assert!(dir.join("cifar10/Inception_BN-modern-2ep-64.safetensors").exists());
+    let b = build("Inception_BN", 5).unwrap();
+    assert_eq!(support::cifar::train_modern_or_load("Inception_BN", &b, &train, &val, 2).unwrap().train_loss, h.train_loss);
+    assert_eq!(buffer(&a), buffer(&b), "the running statistics are saved with the weights");
+    let _ = std::fs::remove_file(dir.join("cifar10/Inception_BN-modern-2ep-64.safetensors"));
+    let _ = std::fs::remove_file(dir.join("cifar10/Inception_BN-modern-2ep-64.history.safetensors"));
 }

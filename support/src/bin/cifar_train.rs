@@ -4,7 +4,8 @@
 //!     nohup cargo run --release -p support --bin cifar_train -- ResNet Inception2 &
 //!
 //! Same data split, batch size (256), seed, optimiser and learning rate as the notebook;
-//! `CIFAR_EPOCHS` sets the epochs (default 25, the original's).
+//! `CIFAR_EPOCHS` sets the epochs (default 25, the original's). `Inception_BN` trains with the
+//! notebook's modern recipe (`cifar::train_modern_or_load`).
 
 fn main() -> support::Result<()> {
     let names: Vec<String> = std::env::args().skip(1).collect();
@@ -16,7 +17,11 @@ fn main() -> support::Result<()> {
     for name in names {
         println!("=== {name}: {epochs} epochs ===");
         let model = support::cifar::build(&name, 0)?;
-        support::cifar::train_or_load(&name, &model, &train, &val, epochs)?;
+        if name == "Inception_BN" {
+            support::cifar::train_modern_or_load(&name, &model, &train, &val, epochs)?; // the modern-recipe section
+        } else {
+            support::cifar::train_or_load(&name, &model, &train, &val, epochs)?;
+        }
         support::train::print_overall_metrics(&model, [&train, &val, &test], support::train::Loss::CrossEntropy)?;
     }
     Ok(())
