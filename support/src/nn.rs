@@ -64,6 +64,27 @@ impl Params {
         &self.vars
     }
 
+    /// The parameters and buffers whose names satisfy `keep`, sharing their storage with `self`
+    /// (training the selection trains these tensors of the model).
+    pub fn select(&self, keep: impl Fn(&str) -> bool) -> Params {
+        let pick = |v: &[(String, Var)]| v.iter().filter(|(n, _)| keep(n)).cloned().collect();
+        Params { vars: pick(&self.vars), buffers: pick(&self.buffers) }
+    }
+
+    /// Adds every parameter and buffer of `other` (sharing storage) under `prefix` + its name.
+    pub fn extend(&mut self, prefix: &str, other: &Params) {
+        self.vars.extend(other.vars.iter().map(|(n, v)| (format!("{prefix}{n}"), v.clone())));
+        self.buffers.extend(other.buffers.iter().map(|(n, v)| (format!("{prefix}{n}"), v.clone())));
+    }
+
+    /// Sets every parameter and buffer to the value of the one with the same name in `other`
+    /// (copying the values, not sharing them); `source` names `other` in error messages.
+    pub fn copy_from(&self, other: &Params, source: &str) -> Result<()> {
+        // `Var::set` copies the values into this model's own storage.
+        let map: HashMap<String, Tensor> = other.vars.iter().chain(&other.buffers).map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
+        self.load_tensors(&map, source)
+    }
+
     /// Total number of scalar parameters (PyTorch: `sum(p.numel() for p in model.parameters())`).
     pub fn count(&self) -> usize {
         self.vars.iter().map(|(_, v)| v.elem_count()).sum()

@@ -552,3 +552,64 @@ pub fn scatter(points: &[(String, f64, f64)], x_label: &str, y_label: &str, log_
     };
     Figure::render(1000, 480.max(60 + 22 * finite.len() as u32), draw)
 }
+
+/// Several curves `(label, points)` on one chart, each a line with its points marked and a
+/// legend entry, e.g. test accuracy against the number of training images for two methods.
+/// `log_x` puts x on a log scale (x must then be positive).
+pub fn lines(series: &[(String, Vec<(f64, f64)>)], x_label: &str, y_label: &str, log_x: bool) -> Result<Figure> {
+    let pts: Vec<(f64, f64)> = series.iter().flat_map(|(_, p)| p.iter().copied()).filter(|p| p.0.is_finite() && p.1.is_finite() && (!log_x || p.0 > 0.0)).collect();
+    if pts.is_empty() {
+        return Err(error("lines: no finite points to plot"));
+    }
+    let (x0, x1) = pts.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    let (y0, y1) = pts.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let ypad = ((y1 - y0) * 0.1).max(0.01);
+    // matplotlib's tab10 after blue and orange: green, red, purple.
+    let colors = [BLUE, ORANGE, RGBColor(0x2c, 0xa0, 0x2c), RGBColor(0xd6, 0x27, 0x28), RGBColor(0x94, 0x67, 0xbd)];
+    Figure::render(760, 480, |root| {
+        root.fill(&WHITE).map_err(draw_err)?;
+        let mut builder = ChartBuilder::on(root);
+        builder.margin(20).x_label_area_size(40).y_label_area_size(60);
+        macro_rules! finish {
+            ($chart:expr) => {{
+                let mut chart = $chart;
+                chart
+                    .configure_mesh()
+                    .light_line_style(WHITE)
+                    .label_style((FONT, 13))
+                    .x_label_formatter(&|v| format!("{v:.0}"))
+                    .y_label_formatter(&|v| format!("{v:.2}"))
+                    .x_desc(x_label)
+                    .y_desc(y_label)
+                    .axis_desc_style((FONT, 14))
+                    .draw()
+                    .map_err(draw_err)?;
+                for (i, (label, points)) in series.iter().enumerate() {
+                    let color = colors[i % colors.len()];
+                    let points: Vec<(f64, f64)> = points.iter().copied().filter(|p| p.0.is_finite() && p.1.is_finite() && (!log_x || p.0 > 0.0)).collect();
+                    chart
+                        .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+                        .map_err(draw_err)?
+                        .label(label.as_str())
+                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+                    chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled()))).map_err(draw_err)?;
+                }
+                chart
+                    .configure_series_labels()
+                    .position(SeriesLabelPosition::LowerRight)
+                    .background_style(WHITE.mix(0.8))
+                    .border_style(RGBColor(0xcc, 0xcc, 0xcc))
+                    .label_font((FONT, 14))
+                    .draw()
+                    .map_err(draw_err)?;
+            }};
+        }
+        if log_x {
+            finish!(builder.build_cartesian_2d((x0 / 1.5..x1 * 1.5).log_scale(), (y0 - ypad)..(y1 + ypad)).map_err(draw_err)?);
+        } else {
+            let xpad = ((x1 - x0) * 0.05).max(1e-3);
+            finish!(builder.build_cartesian_2d((x0 - xpad)..(x1 + xpad), (y0 - ypad)..(y1 + ypad)).map_err(draw_err)?);
+        }
+        Ok(())
+    })
+}

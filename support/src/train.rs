@@ -142,7 +142,15 @@ fn check_finite(loss: f64, epoch: usize, batch: usize, lr: f64) -> Result<()> {
 /// `train_model`: prints one line per epoch when `verbose`, then the average time per epoch.
 /// The epoch's training loss is the sample-weighted mean over the epoch's batches.
 pub fn train_model(model: &dyn Model, train: &DataLoader, val: &DataLoader, optimizer: &mut dyn Optimizer, loss_fn: Loss, epochs: usize, verbose: bool) -> Result<History> {
-    train_loop(model, train, val, optimizer, loss_fn, epochs, verbose, None)
+    train_loop(model, train, Some(val), optimizer, loss_fn, epochs, verbose, None)
+}
+
+/// [`train_model`] without the validation pass after each epoch (the history's validation
+/// columns stay empty), for runs measured only at the end, e.g. the many short runs of a
+/// training-set-size sweep, where validating after each of hundreds of epochs would cost more
+/// than the training. Silent.
+pub fn train_model_unvalidated(model: &dyn Model, train: &DataLoader, optimizer: &mut dyn Optimizer, loss_fn: Loss, epochs: usize) -> Result<History> {
+    train_loop(model, train, None, optimizer, loss_fn, epochs, false, None)
 }
 
 /// [`train_model`] with the learning rate and momentum set before every step by a one-cycle
@@ -150,11 +158,11 @@ pub fn train_model(model: &dyn Model, train: &DataLoader, val: &DataLoader, opti
 /// should span `epochs * train.num_batches()` steps.
 #[allow(clippy::too_many_arguments)]
 pub fn train_model_one_cycle(model: &dyn Model, train: &DataLoader, val: &DataLoader, optimizer: &mut dyn Optimizer, schedule: &OneCycle, loss_fn: Loss, epochs: usize, verbose: bool) -> Result<History> {
-    train_loop(model, train, val, optimizer, loss_fn, epochs, verbose, Some(schedule))
+    train_loop(model, train, Some(val), optimizer, loss_fn, epochs, verbose, Some(schedule))
 }
 
 #[allow(clippy::too_many_arguments)]
-fn train_loop(model: &dyn Model, train: &DataLoader, val: &DataLoader, optimizer: &mut dyn Optimizer, loss_fn: Loss, epochs: usize, verbose: bool, schedule: Option<&OneCycle>) -> Result<History> {
+fn train_loop(model: &dyn Model, train: &DataLoader, val: Option<&DataLoader>, optimizer: &mut dyn Optimizer, loss_fn: Loss, epochs: usize, verbose: bool, schedule: Option<&OneCycle>) -> Result<History> {
     crate::tune_allocator();
     crate::nn::fence_tensor_ids(&model.params().vars())?;
     let device = model.device();
@@ -180,12 +188,14 @@ fn train_loop(model: &dyn Model, train: &DataLoader, val: &DataLoader, optimizer
             sum += l * x.dim(0)? as f64;
             count += x.dim(0)?;
         }
-        let (val_loss, val_acc) = evaluate_model(model, val, loss_fn)?;
         let train_loss = sum / count.max(1) as f64;
         history.train_loss.push(train_loss);
+        history.epoch_seconds.push(t0.elapsed().as_secs_f64());
+        let Some(val) = val else { continue };
+        let (val_loss, val_acc) = evaluate_model(model, val, loss_fn)?;
         history.val_loss.push(val_loss);
         history.val_accuracy.push(val_acc);
-        history.epoch_seconds.push(t0.elapsed().as_secs_f64());
+        *history.epoch_seconds.last_mut().expect("pushed above") = t0.elapsed().as_secs_f64();
         if verbose {
             println!(" epoch: {epoch:>2}, training loss: {train_loss:.3}, validation loss {val_loss:.3}, validation accuracy {val_acc:.3}");
         }

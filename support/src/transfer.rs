@@ -8,7 +8,7 @@
 use crate::data::Dataset;
 use crate::efficientnet::EfficientNetLite;
 use crate::imagenet::Preset;
-use crate::nn::Model;
+use crate::nn::{Model, Params, Sequential};
 use crate::torchvision::TorchvisionNet;
 use crate::{error, Device, Result, Tensor};
 use rayon::prelude::*;
@@ -58,6 +58,22 @@ impl Backbone {
         }
     }
 
+    /// Whether it carries real ImageNet weights (not placeholders: see `TorchvisionNet::pretrained`).
+    pub fn is_pretrained(&self) -> bool {
+        match self {
+            Backbone::EfficientNet(m) => m.pretrained,
+            Backbone::Torchvision(m) => m.pretrained,
+        }
+    }
+
+    /// The whole ImageNet classifier (e.g. for a top-5 prediction).
+    pub fn model(&self) -> &dyn Model {
+        match self {
+            Backbone::EfficientNet(m) => m,
+            Backbone::Torchvision(m) => m,
+        }
+    }
+
     /// The preprocessing preset of its weights.
     pub fn preset(&self) -> Preset {
         match self {
@@ -82,31 +98,111 @@ impl Backbone {
     }
 }
 
+/// What [`extract_features`] returns: the pooled features as a data set (same labels), how long
+/// the backbone pass took (when loaded from the cache: how long it took when it was computed),
+/// and, from [`extract_features_with_block`], the activations entering a block.
+pub struct Features {
+    /// `(N, D)` pooled features, f32.
+    pub pooled: Dataset,
+    /// The activations entering block `k` of an EfficientNet-Lite, `(N, C, H, W)` stored as f16
+    /// (half the memory; [`FineTuned`] converts each batch back to f32).
+    pub block: Option<Dataset>,
+    /// Seconds the extraction took (preprocessing + backbone pass).
+    pub seconds: f64,
+    /// Whether this came from the cache.
+    pub cached: bool,
+}
+
+impl Features {
+    /// The activations entering the kept block, as a data set (same labels); an error when this
+    /// came from [`extract_features`] (which keeps none).
+    pub fn block_data(&self) -> Result<Dataset> {
+        self.block.clone().ok_or_else(|| error("these features were extracted without block activations: use extract_features_with_block"))
+    }
+
+    /// Images per second of the extraction.
+    pub fn images_per_second(&self) -> f64 {
+        self.pooled.len() as f64 / self.seconds.max(1e-9)
+    }
+}
+
 /// Pooled backbone features `(N, D)` of every image of `ds` (pixels in [0, 1], e.g. from
-/// [`crate::data::cifar10_raw_splits`]) as a new data set with the same labels. `name` keys the
-/// cache (e.g. "train"); a cached file with the same key is loaded instead of recomputing.
-/// Prints progress about every 10% and the extraction time.
-pub fn extract_features(backbone: &Backbone, ds: &Dataset, name: &str, batch_size: usize) -> Result<Dataset> {
+/// [`crate::data::cifar10_raw_splits`]) with the same labels. `name` keys the cache (e.g.
+/// "train"); a cached file with the same key is loaded instead of recomputing. Prints progress
+/// about every 10% and the extraction time.
+pub fn extract_features(backbone: &Backbone, ds: &Dataset, name: &str, batch_size: usize) -> Result<Features> {
+    extract(backbone, ds, name, batch_size, None)
+}
+
+/// [`extract_features`] of an EfficientNet-Lite that also keeps the activations entering block
+/// `block` (for Lite0 at 224 pixels, block 15 of 16: `(N, 192, 7, 7)`), computed in the same pass,
+/// so that the blocks from `block` on can be fine-tuned ([`FineTuned`]) without running the
+/// frozen part again. Both are cached in one file.
+pub fn extract_features_with_block(backbone: &Backbone, ds: &Dataset, name: &str, batch_size: usize, block: usize) -> Result<Features> {
+    match backbone {
+        Backbone::EfficientNet(m) if block < m.num_blocks() => extract(backbone, ds, name, batch_size, Some(block)),
+        Backbone::EfficientNet(m) => Err(error(format!("EfficientNet-Lite{} has blocks 0 to {}; block {block} does not exist", m.variant, m.num_blocks() - 1))),
+        Backbone::Torchvision(m) => Err(error(format!("block activations are kept for EfficientNet-Lite backbones only, not {}", m.name))),
+    }
+}
+
+fn block_key(block: usize) -> String {
+    format!("block{block}")
+}
+
+/// The cache file of `backbone` on the data set `name` of `n` images.
+pub fn cache_file(backbone: &Backbone, name: &str, n: usize) -> PathBuf {
+    cache_dir().join(format!("{}-{}px-{name}-{n}.safetensors", backbone.name(), backbone.preset().crop))
+}
+
+fn load_cached(path: &std::path::Path, ds: &Dataset, name: &str, block: Option<usize>) -> Result<Option<Features>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let map = candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| error(format!("the feature cache {file} in {} is unreadable ({e}); delete it and run again", cache_dir().display())))?;
+    let (Some(f), Some(l)) = (map.get("features"), map.get("labels")) else { return Ok(None) };
+    if f.dim(0)? != ds.len() || l.to_vec1::<u32>()? != ds.labels.to_vec1::<u32>()? {
+        return Ok(None); // another data set of the same size: recompute
+    }
+    let blocks = match block {
+        Some(k) => match map.get(&block_key(k)) {
+            Some(b) => Some(Dataset::new(b.clone(), l.clone())?),
+            None => return Ok(None),
+        },
+        None => None,
+    };
+    let seconds = map.get("seconds").map(|s| s.to_vec1::<f64>()).transpose()?.and_then(|v| v.first().copied()).unwrap_or(f64::NAN);
+    let features = Features { pooled: Dataset::new(f.clone(), l.clone())?, block: blocks, seconds, cached: true };
+    println!("{name}: loaded {} cached feature vectors {:?} from {file} (computed in {seconds:.1} s, {:.1} images/s)", ds.len(), f.dims(), features.images_per_second());
+    Ok(Some(features))
+}
+
+fn extract(backbone: &Backbone, ds: &Dataset, name: &str, batch_size: usize, block: Option<usize>) -> Result<Features> {
     crate::tune_allocator();
     let preset = backbone.preset();
-    let path = cache_dir().join(format!("{}-{}px-{name}-{}.safetensors", backbone.name(), preset.crop, ds.len()));
-    if path.exists() {
-        let map = candle_core::safetensors::load(&path, &Device::Cpu).map_err(|e| error(format!("the feature cache {} is unreadable ({e}); delete it", path.display())))?;
-        if let (Some(f), Some(l)) = (map.get("features"), map.get("labels")) {
-            if f.dim(0)? == ds.len() {
-                println!("{name}: loaded {} cached feature vectors from {}", ds.len(), path.display());
-                return Dataset::new(f.clone(), l.clone());
-            }
-        }
+    let path = cache_file(backbone, name, ds.len());
+    if let Some(f) = load_cached(&path, ds, name, block)? {
+        return Ok(f);
     }
     let start = Instant::now();
     let n = ds.len();
-    let mut parts = Vec::new();
+    let (mut pooled, mut kept) = (Vec::new(), Vec::new());
     let mut next_report = n / 10;
-    for lo in (0..n).step_by(batch_size.max(1)) {
-        let len = batch_size.max(1).min(n - lo);
+    let batch_size = batch_size.max(1);
+    for lo in (0..n).step_by(batch_size) {
+        let len = batch_size.min(n - lo);
         let x = upscale(&Dataset::new(ds.images.narrow(0, lo, len)?, ds.labels.narrow(0, lo, len)?)?, &preset)?;
-        parts.push(backbone.features(&x.to_device(&backbone.device())?)?.to_device(&Device::Cpu)?.detach());
+        let x = x.to_device(&backbone.device())?;
+        let f = match (backbone, block) {
+            (Backbone::EfficientNet(m), Some(k)) => {
+                let h = m.stem_and_blocks(&x, k)?;
+                kept.push(h.to_dtype(candle_core::DType::F16)?.to_device(&Device::Cpu)?.detach());
+                m.features_from(&h, k)?
+            }
+            _ => backbone.features(&x)?,
+        };
+        pooled.push(f.to_device(&Device::Cpu)?.detach());
         if lo + len >= next_report && lo + len < n {
             let done = lo + len;
             let rate = done as f64 / start.elapsed().as_secs_f64();
@@ -114,13 +210,196 @@ pub fn extract_features(backbone: &Backbone, ds: &Dataset, name: &str, batch_siz
             next_report = done + n / 10;
         }
     }
-    let features = Tensor::cat(&parts, 0)?;
-    println!("{name}: {n} images -> features {:?} in {:.1} s ({:.1} images/s)", features.dims(), start.elapsed().as_secs_f64(), n as f64 / start.elapsed().as_secs_f64());
+    let features = Tensor::cat(&pooled, 0)?;
+    let seconds = start.elapsed().as_secs_f64();
+    println!("{name}: {n} images -> features {:?} in {seconds:.1} s ({:.1} images/s)", features.dims(), n as f64 / seconds);
+    let blocks = if kept.is_empty() { None } else { Some(Tensor::cat(&kept, 0)?) };
     if std::fs::create_dir_all(cache_dir()).is_ok() {
-        let map: std::collections::HashMap<String, Tensor> = [("features".to_string(), features.clone()), ("labels".to_string(), ds.labels.clone())].into_iter().collect();
+        let mut map: std::collections::HashMap<String, Tensor> =
+            [("features".to_string(), features.clone()), ("labels".to_string(), ds.labels.clone()), ("seconds".to_string(), Tensor::new(&[seconds], &Device::Cpu)?)].into_iter().collect();
+        if let (Some(b), Some(k)) = (&blocks, block) {
+            map.insert(block_key(k), b.clone());
+        }
         if let Err(e) = candle_core::safetensors::save(&map, &path) {
             println!("(could not cache the features in {}: {e})", path.display());
         }
     }
-    Dataset::new(features, ds.labels.clone())
+    Ok(Features { pooled: Dataset::new(features, ds.labels.clone())?, block: blocks.map(|b| Dataset::new(b, ds.labels.clone())).transpose()?, seconds, cached: false })
+}
+
+/// Fine-tuning the top of an EfficientNet-Lite: blocks `from..` and the 1x1 head convolution are
+/// trained (starting from their ImageNet weights) together with a new classifier `head`, on the
+/// activations entering block `from` ([`extract_features_with_block`]), so the frozen bottom is
+/// never run again. BatchNorm stays in evaluation mode (ImageNet running statistics, folded into
+/// the convolutions); its scale and shift are trained with the weights.
+pub struct FineTuned {
+    net: EfficientNetLite,
+    from: usize,
+    head: Sequential,
+    params: Params,
+}
+
+impl FineTuned {
+    /// Takes ownership of `net` (load a second copy of the weights for this: training changes them).
+    pub fn new(net: EfficientNetLite, from: usize, head: Sequential) -> Result<Self> {
+        if from >= net.num_blocks() {
+            return Err(error(format!("EfficientNet-Lite{} has blocks 0 to {}; cannot fine-tune from block {from}", net.variant, net.num_blocks() - 1)));
+        }
+        let mut params = net.tail_params(from);
+        params.extend("head.", head.params());
+        Ok(FineTuned { net, from, head, params })
+    }
+
+    /// The first trained block.
+    pub fn from_block(&self) -> usize {
+        self.from
+    }
+}
+
+impl Model for FineTuned {
+    /// `x`: activations entering block `from` (f16 or f32), `(N, C, H, W)`.
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        if x.rank() != 4 {
+            return Err(error(format!("FineTuned expects the activations entering block {} (N, C, H, W), got {:?}", self.from, x.dims())));
+        }
+        let h = self.net.features_from(&x.to_dtype(candle_core::DType::F32)?, self.from)?;
+        self.head.forward_t(&h, train)
+    }
+
+    fn params(&self) -> &Params {
+        &self.params
+    }
+}
+
+/// A new classifier head on `in_features` pooled features: `Linear(in, hidden) -> ReLU ->
+/// Linear(hidden, classes)`, PyTorch's default init from `seed` (the original's heads:
+/// 9216-1024-10 on AlexNet, 512-256-10 on ResNet18, 2048-512-10 on Inception v3).
+pub fn head(in_features: usize, hidden: usize, classes: usize, seed: u64) -> Result<Sequential> {
+    Sequential::new("head").linear(in_features, hidden).relu().linear(hidden, classes).build(seed)
+}
+
+/// A copy of `head` with its own storage (same values), e.g. to fine-tune from a trained head
+/// while keeping the original.
+pub fn copy_head(head: &Sequential, in_features: usize, hidden: usize, classes: usize) -> Result<Sequential> {
+    let copy = self::head(in_features, hidden, classes, 0)?;
+    copy.params().copy_from(head.params(), "the trained head")?;
+    Ok(copy)
+}
+
+/// One frozen-backbone run of the original's sections (AlexNet, ResNet18, Inception v3).
+pub struct FrozenRun {
+    pub backbone: String,
+    pub head: Sequential,
+    pub history: crate::train::History,
+    pub metrics: crate::train::Metrics,
+    /// Seconds to extract the features of the three splits (when they were computed).
+    pub extraction_seconds: f64,
+    pub images: usize,
+}
+
+/// Extracts (or loads) the features of `splits` (train, validation, test; pixels in [0, 1]),
+/// trains a new [`head`] of `hidden` units on them with Adam at `lr`, cross-entropy, `epochs`
+/// epochs of `batch_size`, printing the original's log, then the three-line summary.
+#[allow(clippy::too_many_arguments)]
+pub fn frozen_run(backbone: &Backbone, splits: [&Dataset; 3], hidden: usize, lr: f64, batch_size: usize, epochs: usize, seed: u64) -> Result<FrozenRun> {
+    let mut parts = Vec::new();
+    for (name, ds) in ["train", "val", "test"].into_iter().zip(splits) {
+        parts.push(extract_features(backbone, ds, name, batch_size)?);
+    }
+    let extraction_seconds = parts.iter().map(|f| f.seconds).sum();
+    let images = parts.iter().map(|f| f.pooled.len()).sum();
+    let dim = parts[0].pooled.images.dim(1)?;
+    let [train, val, test]: [Features; 3] = parts.try_into().map_err(|_| error("three splits expected"))?;
+    let (train, val, test) = crate::data::loaders((train.pooled, val.pooled, test.pooled), batch_size, seed)?;
+    let head = self::head(dim, hidden, 10, seed)?;
+    println!("{}: new head {dim} -> {hidden} -> 10, {} trainable parameters", backbone.name(), head.num_parameters());
+    let mut optimizer = crate::optim::Adam::new(head.params().vars(), lr)?;
+    let history = crate::train::train_model(&head, &train, &val, &mut optimizer, crate::train::Loss::CrossEntropy, epochs, true)?;
+    let metrics = crate::train::print_overall_metrics(&head, [&train, &val, &test], crate::train::Loss::CrossEntropy)?;
+    Ok(FrozenRun { backbone: backbone.name(), head, history, metrics, extraction_seconds, images })
+}
+
+/// One point of an accuracy-vs-training-set-size curve.
+#[derive(Clone, Debug)]
+pub struct SweepPoint {
+    /// Training images used (the first `n` of the shuffled training split).
+    pub n: usize,
+    pub epochs: usize,
+    pub val_accuracy: f64,
+    pub test_accuracy: f64,
+    /// Training time per epoch, seconds (no validation pass, except in the loaded full-size run).
+    pub seconds_per_epoch: f64,
+}
+
+impl SweepPoint {
+    fn print(&self, what: &str) {
+        println!("{what}: {:>6} training images, {:>3} epochs: validation accuracy {:.4}, test accuracy {:.4} ({:.1} s/epoch)", self.n, self.epochs, self.val_accuracy, self.test_accuracy, self.seconds_per_epoch);
+    }
+}
+
+/// The `(n, epochs)` runs of a sweep on `available` training images: sizes capped at what there
+/// is (quick mode keeps 4,096), epochs through [`crate::epochs`], repeated sizes dropped.
+fn plan(sizes: &[(usize, usize)], available: usize) -> Vec<(usize, usize)> {
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    for &(n, e) in sizes {
+        let n = n.min(available);
+        if !out.iter().any(|p| p.0 == n) {
+            out.push((n, crate::epochs(e)));
+        }
+    }
+    out
+}
+
+/// Trains a fresh [`head`] (Adam at `lr`, batch 32) on the first `n` training feature vectors
+/// for each `(n, epochs)` of `sizes`, and measures it on the full validation and test features.
+/// Sizes above the training set are capped to it; epochs follow [`crate::epochs`].
+pub fn sweep_frozen(train: &Dataset, val: &Dataset, test: &Dataset, sizes: &[(usize, usize)], hidden: usize, lr: f64, seed: u64) -> Result<Vec<SweepPoint>> {
+    let dim = train.images.dim(1)?;
+    let mut points = Vec::new();
+    for (n, epochs) in plan(sizes, train.len()) {
+        let head = self::head(dim, hidden, 10, seed)?;
+        let train = crate::data::DataLoader::new(train.take(n)?, 32, true, seed)?;
+        let mut optimizer = crate::optim::Adam::new(head.params().vars(), lr)?;
+        let history = crate::train::train_model_unvalidated(&head, &train, &mut optimizer, crate::train::Loss::CrossEntropy, epochs)?;
+        let p = measure(&head, n, epochs, &history, val, test, 32)?;
+        p.print("frozen features + head");
+        points.push(p);
+    }
+    Ok(points)
+}
+
+/// Trains the CIFAR-10 network `model` ([`crate::cifar::build`], seed 0) from scratch on the
+/// first `n` images of `train` (normalised CIFAR-10, [`crate::data::cifar10_splits`]) for each
+/// `(n, epochs)` of `sizes`, batch 256, Adam at the CIFAR notebook's learning rate, and measures
+/// it on the full validation and test sets. The run on the whole training split is the CIFAR
+/// notebook's own ([`crate::cifar::train_or_load`]: loaded when that notebook or `cifar_train`
+/// saved it, else trained and saved, with its per-epoch log). Sizes and epochs as [`sweep_frozen`].
+pub fn sweep_scratch(model: &str, train: &Dataset, val: &Dataset, test: &Dataset, sizes: &[(usize, usize)]) -> Result<Vec<SweepPoint>> {
+    let mut points = Vec::new();
+    for (n, epochs) in plan(sizes, train.len()) {
+        let net = crate::cifar::build(model, 0)?;
+        let train_dl = crate::data::DataLoader::new(train.take(n)?, 256, true, 42)?;
+        let history = if n == train.len() {
+            let val_dl = crate::data::DataLoader::new(val.clone(), 256, false, 0)?;
+            crate::cifar::train_or_load(model, &net, &train_dl, &val_dl, epochs)?
+        } else {
+            let mut optimizer = crate::optim::Adam::new(net.params().vars(), crate::cifar::learning_rate(model))?;
+            crate::train::train_model_unvalidated(&net, &train_dl, &mut optimizer, crate::train::Loss::CrossEntropy, epochs)?
+        };
+        let p = measure(&net, n, epochs, &history, val, test, 256)?;
+        p.print(&format!("{model} from scratch"));
+        points.push(p);
+    }
+    Ok(points)
+}
+
+fn measure(model: &dyn Model, n: usize, epochs: usize, history: &crate::train::History, val: &Dataset, test: &Dataset, batch: usize) -> Result<SweepPoint> {
+    let acc = |ds: &Dataset| -> Result<f64> { Ok(crate::train::evaluate_model(model, &crate::data::DataLoader::new(ds.clone(), batch, false, 0)?, crate::train::Loss::CrossEntropy)?.1) };
+    Ok(SweepPoint { n, epochs, val_accuracy: acc(val)?, test_accuracy: acc(test)?, seconds_per_epoch: history.seconds_per_epoch() })
+}
+
+/// The test-accuracy-vs-training-images figure of several sweeps `(label, points)`, log x axis.
+pub fn sweep_figure(sweeps: &[(&str, &[SweepPoint])]) -> Result<crate::plot::Figure> {
+    let series: Vec<(String, Vec<(f64, f64)>)> = sweeps.iter().map(|(label, pts)| (label.to_string(), pts.iter().map(|p| (p.n as f64, p.test_accuracy)).collect())).collect();
+    crate::plot::lines(&series, "training images (log scale)", "test accuracy", true)
 }
