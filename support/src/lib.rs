@@ -92,7 +92,9 @@ pub fn tune_allocator() {
 pub(crate) fn repo_folder(env: &str, name: &str) -> std::path::PathBuf {
     match std::env::var_os(env) {
         Some(p) if !p.is_empty() => std::path::PathBuf::from(p),
-        _ => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(name),
+        // The repository is the parent of this crate's folder (written without `..`, so that
+        // messages show a plain path).
+        _ => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(std::path::Path::new("..")).join(name),
     }
 }
 
