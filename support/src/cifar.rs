@@ -223,7 +223,7 @@ struct Unit {
 impl Unit {
     fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         match &self.bn {
-            Some(bn) => crate::act::relu(&bn.forward_t(&self.conv.forward(x)?, train)?),
+            Some(bn) => bn.forward_relu_t(&self.conv.forward(x)?, train),
             None => self.conv.forward_relu(x),
         }
     }

@@ -6,6 +6,7 @@
 //! - [`augment`]: random crop + flip for training batches.
 //! - [`act`]: ReLU with a one-pass backward.
 //! - [`conv`], [`pool`]: convolution (im2col + gemm, depthwise) and pooling ops with their backward.
+//! - [`norm`]: BatchNorm in training mode as one op (with an optional fused ReLU).
 //! - [`nn`]: parameters with PyTorch's default init, `Linear`, `Conv2d`, `BatchNorm2d`, `Dropout`,
 //!   `Sequential`, the `Model` trait, checkpoint loading.
 //! - [`optim`]: SGD and Adam exactly as `torch.optim` defines them, and `OneCycleLR`.
@@ -43,6 +44,7 @@ pub mod denoise;
 #[cfg(feature = "download")]
 pub mod download;
 pub mod nn;
+pub mod norm;
 pub mod optim;
 pub mod plot;
 pub mod pool;

@@ -321,25 +321,46 @@ impl BatchNorm2d {
     }
 
     /// Training mode (`train`: batch statistics, running statistics updated) or evaluation mode.
+    /// On the CPU (f32) training mode is one custom op ([`crate::norm::batch_norm_train`]).
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_maybe_relu(x, train, false)
+    }
+
+    /// `relu(self.forward_t(x, train))`, the ReLU fused into the BatchNorm op in training mode.
+    pub fn forward_relu_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_maybe_relu(x, train, true)
+    }
+
+    fn forward_maybe_relu(&self, x: &Tensor, train: bool, relu: bool) -> Result<Tensor> {
+        let relu_if = |y: Tensor| if relu { crate::act::relu(&y) } else { Ok(y) };
         if !train {
-            return self.forward(x);
+            return relu_if(self.forward(x)?);
         }
         let c = self.check(x)?;
         let n = x.elem_count() / c;
         if n < 2 {
             return Err(error(format!("BatchNorm2d in training mode needs more than one value per channel, got input {:?}", x.dims())));
         }
+        if let Some((y, mean, var)) = crate::norm::batch_norm_train(x, &self.weight, &self.bias, self.eps, relu)? {
+            self.update_running(&mean, &var, n)?;
+            return Ok(y);
+        }
         let mean = x.mean_keepdim(0)?.mean_keepdim(2)?.mean_keepdim(3)?;
         let centred = x.broadcast_sub(&mean)?;
         let var = centred.sqr()?.mean_keepdim(0)?.mean_keepdim(2)?.mean_keepdim(3)?;
         let y = centred.broadcast_div(&(&var + self.eps)?.sqrt()?)?;
         let y = y.broadcast_mul(&self.weight.reshape((1, c, 1, 1))?)?.broadcast_add(&self.bias.reshape((1, c, 1, 1))?)?;
+        self.update_running(&mean.detach().flatten_all()?, &var.detach().flatten_all()?, n)?;
+        relu_if(y)
+    }
+
+    /// Moves the running statistics by `momentum` towards the batch's mean and (biased) variance
+    /// `var` of `n` values per channel; the variance is stored unbiased, as PyTorch does.
+    fn update_running(&self, mean: &Tensor, var: &Tensor, n: usize) -> Result<()> {
         let m = self.momentum;
-        let (mean, var) = (mean.detach().flatten_all()?, var.detach().flatten_all()?);
         self.running_mean.set(&(self.running_mean.as_tensor().affine(1.0 - m, 0.0)? + mean.affine(m, 0.0)?)?)?;
         self.running_var.set(&(self.running_var.as_tensor().affine(1.0 - m, 0.0)? + var.affine(m * n as f64 / (n - 1) as f64, 0.0)?)?)?;
-        Ok(y)
+        Ok(())
     }
 
     fn check(&self, x: &Tensor) -> Result<usize> {

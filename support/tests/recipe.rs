@@ -101,3 +101,30 @@ fn crop_flip_moves_pixels_and_pads_with_fill() {
     assert!(identity > 5 && flipped > 5 && padded > 250, "identity {identity}, flipped {flipped}, padded {padded}");
     assert!(aug.apply(&Tensor::zeros((3, 3), support::candle::DType::F32, &Device::Cpu).unwrap(), &mut rng).is_err());
 }
+
+/// The ReLU fused into the training-mode BatchNorm op: the same output, gradients and running
+/// statistics as BatchNorm then ReLU, on a batch where many outputs are clipped.
+#[test]
+fn batchnorm_with_fused_relu_equals_batchnorm_then_relu() {
+    let make = || {
+        let mut p = Params::new();
+        let bn = BatchNorm2d::new(&mut p, "bn", 4, 1e-5, &Device::Cpu).unwrap();
+        p.named()[0].1.set(&Tensor::new(&[1.0f32, -0.5, 2.0, 0.7], &Device::Cpu).unwrap()).unwrap();
+        p.named()[1].1.set(&Tensor::new(&[0.1f32, -0.2, 0.3, -1.0], &Device::Cpu).unwrap()).unwrap();
+        bn
+    };
+    let (a, b) = (make(), make());
+    let x = Var::from_vec((0..5 * 4 * 9).map(|i| (0.61 * i as f64).sin() as f32 * 3.0).collect::<Vec<_>>(), (5, 4, 3, 3), &Device::Cpu).unwrap();
+    let fused = a.forward_relu_t(x.as_tensor(), true).unwrap();
+    let plain = support::act::relu(&b.forward_t(x.as_tensor(), true).unwrap()).unwrap();
+    let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let zeros = flat(&fused).iter().filter(|v| **v == 0.0).count();
+    assert!(zeros > 30 && zeros < 150, "{zeros} clipped outputs");
+    close(&flat(&fused), &flat(&plain).iter().map(|&v| v as f64).collect::<Vec<_>>(), 1e-6, "output");
+    let g = Tensor::from_vec((0..180).map(|j| (0.3 * j as f64 + 1.0).cos() as f32).collect::<Vec<_>>(), (5, 4, 3, 3), &Device::Cpu).unwrap();
+    let (ga, gb) = (fused.mul(&g).unwrap().sum_all().unwrap().backward().unwrap(), plain.mul(&g).unwrap().sum_all().unwrap().backward().unwrap());
+    for (what, ta, tb) in [("x", x.as_tensor(), x.as_tensor()), ("weight", &a.weight, &b.weight), ("bias", &a.bias, &b.bias)] {
+        close(&flat(ga.get(ta).unwrap()), &flat(gb.get(tb).unwrap()).iter().map(|&v| v as f64).collect::<Vec<_>>(), 1e-5, what);
+    }
+    assert_eq!(flat(a.running_var.as_tensor()), flat(b.running_var.as_tensor()));
+}
