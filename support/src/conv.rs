@@ -175,17 +175,18 @@ fn inner_parallelism(n: usize) -> Parallelism {
     if n >= threads() { Parallelism::None } else { Parallelism::Rayon(threads()) }
 }
 
-fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else { return Err(error(format!("conv2d: {what} must be f32"))) };
-    let Some((a, b)) = l.contiguous_offsets() else { return Err(error(format!("conv2d: {what} must be contiguous"))) };
+/// The f32 data of a contiguous CPU storage; `what` names it in the error ("conv2d: input").
+pub(crate) fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(v) = s else { return Err(error(format!("{what} must be f32"))) };
+    let Some((a, b)) = l.contiguous_offsets() else { return Err(error(format!("{what} must be contiguous"))) };
     Ok(&v[a..b])
 }
 
 /// The f32 data of a contiguous CPU tensor, borrowed from its storage (no copy).
-fn cpu_f32<'a>(s: &'a Storage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+pub(crate) fn cpu_f32<'a>(s: &'a Storage, l: &Layout, what: &str) -> Result<&'a [f32]> {
     match s {
         Storage::Cpu(s) => f32_slice(s, l, what),
-        _ => Err(error(format!("conv2d: {what} must be on the CPU"))),
+        _ => Err(error(format!("{what} must be on the CPU"))),
     }
 }
 
@@ -266,7 +267,7 @@ impl Conv2dOp {
         let grad = if self.relu { grad.contiguous()?.apply_op2_no_bwd(&res.contiguous()?, &crate::act::ReluGrad)? } else { grad.clone() };
         let (arg_c, kernel_c, grad_c) = (arg.contiguous()?, kernel.contiguous()?, grad.contiguous()?);
         let ((xs, xl), (ws, wl), (ds, dl)) = (arg_c.storage_and_layout(), kernel_c.storage_and_layout(), grad_c.storage_and_layout());
-        let (x, wt, dy) = (cpu_f32(&xs, xl, "input")?, cpu_f32(&ws, wl, "weight")?, cpu_f32(&ds, dl, "gradient")?);
+        let (x, wt, dy) = (cpu_f32(&xs, xl, "conv2d: input")?, cpu_f32(&ws, wl, "conv2d: weight")?, cpu_f32(&ds, dl, "conv2d: gradient")?);
         let need_dx = arg.track_op();
         let par = inner_parallelism(g.n);
         let chunk = g.n.div_ceil(threads());
@@ -347,7 +348,7 @@ impl CustomOp2 for Conv2dOp {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        self.forward(f32_slice(s1, l1, "input")?, l1, f32_slice(s2, l2, "weight")?, l2, None)
+        self.forward(f32_slice(s1, l1, "conv2d: input")?, l1, f32_slice(s2, l2, "conv2d: weight")?, l2, None)
     }
 
     fn bwd(&self, arg: &Tensor, kernel: &Tensor, res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
@@ -362,7 +363,7 @@ impl CustomOp3 for Conv2dOp {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
-        self.forward(f32_slice(s1, l1, "input")?, l1, f32_slice(s2, l2, "weight")?, l2, Some(f32_slice(s3, l3, "bias")?))
+        self.forward(f32_slice(s1, l1, "conv2d: input")?, l1, f32_slice(s2, l2, "conv2d: weight")?, l2, Some(f32_slice(s3, l3, "conv2d: bias")?))
     }
 
     fn bwd(&self, arg: &Tensor, kernel: &Tensor, _bias: &Tensor, res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
@@ -477,7 +478,7 @@ impl CustomOp2 for DepthwiseOp {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (x, wt) = (f32_slice(s1, l1, "input")?, f32_slice(s2, l2, "weight")?);
+        let (x, wt) = (f32_slice(s1, l1, "conv2d: input")?, f32_slice(s2, l2, "conv2d: weight")?);
         let g = self.geometry(l1.dims(), l2.dims())?;
         let (hw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.kh * g.kw);
         let mut out = vec![0f32; g.n * g.c * ohw];
@@ -501,7 +502,7 @@ impl CustomOp2 for DepthwiseOp {
         let (hw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.kh * g.kw);
         let (arg_c, kernel_c, grad_c) = (arg.contiguous()?, kernel.contiguous()?, grad.contiguous()?);
         let ((xs, xl), (ws, wl), (ds, dl)) = (arg_c.storage_and_layout(), kernel_c.storage_and_layout(), grad_c.storage_and_layout());
-        let (x, wt, dy) = (cpu_f32(&xs, xl, "input")?, cpu_f32(&ws, wl, "weight")?, cpu_f32(&ds, dl, "gradient")?);
+        let (x, wt, dy) = (cpu_f32(&xs, xl, "conv2d: input")?, cpu_f32(&ws, wl, "conv2d: weight")?, cpu_f32(&ds, dl, "conv2d: gradient")?);
         let need_dx = arg.track_op();
         let mut dx = vec![0f32; if need_dx { g.n * g.c * hw } else { 0 }];
         // Per (image, channel): its dX plane and its contribution to the channel's dW.

@@ -12,22 +12,10 @@
 //!   `dx = weight * invstd * (dy - dbias / M - xhat * dweight / M)`
 //!   (the gradient through the batch statistics included), one pass for the sums, one for `dx`.
 
-use crate::{error, Result, Tensor};
-use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Storage};
+use crate::{Result, Tensor};
+use crate::conv::{cpu_f32 as storage_f32, f32_slice as f32s};
+use candle_core::{CpuStorage, CustomOp3, Layout, Shape};
 use rayon::prelude::*;
-
-fn f32s<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else { return Err(error(format!("batch norm: {what} must be f32"))) };
-    let Some((a, b)) = l.contiguous_offsets() else { return Err(error(format!("batch norm: {what} must be contiguous"))) };
-    Ok(&v[a..b])
-}
-
-fn storage_f32<'a>(s: &'a Storage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    match s {
-        Storage::Cpu(s) => f32s(s, l, what),
-        _ => Err(error(format!("batch norm: {what} must be on the CPU"))),
-    }
-}
 
 /// Per-channel mean and biased variance of `x` `(N, C, HW)` (flattened), two passes in f64.
 fn channel_stats(x: &[f32], n: usize, c: usize, hw: usize) -> (Vec<f32>, Vec<f32>) {
@@ -55,7 +43,7 @@ impl CustomOp3 for BatchNormTrain {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (x, w, b) = (f32s(s1, l1, "input")?, f32s(s2, l2, "weight")?, f32s(s3, l3, "bias")?);
+        let (x, w, b) = (f32s(s1, l1, "batch norm: input")?, f32s(s2, l2, "batch norm: weight")?, f32s(s3, l3, "batch norm: bias")?);
         let (c, hw) = (self.mean.len(), l1.dims()[2..].iter().product::<usize>());
         let mut y = vec![0f32; x.len()];
         y.par_chunks_mut(hw).zip(x.par_chunks(hw)).enumerate().for_each(|(p, (yp, xp))| {
@@ -75,7 +63,7 @@ impl CustomOp3 for BatchNormTrain {
         let hw = arg.elem_count() / (n * c);
         let (xc, wc, yc, gc) = (arg.contiguous()?, weight.contiguous()?, res.contiguous()?, grad.contiguous()?);
         let ((xs, xl), (ws, wl), (ys, yl), (gs, gl)) = (xc.storage_and_layout(), wc.storage_and_layout(), yc.storage_and_layout(), gc.storage_and_layout());
-        let (x, w, y, dy) = (storage_f32(&xs, xl, "input")?, storage_f32(&ws, wl, "weight")?, storage_f32(&ys, yl, "output")?, storage_f32(&gs, gl, "gradient")?);
+        let (x, w, y, dy) = (storage_f32(&xs, xl, "batch norm: input")?, storage_f32(&ws, wl, "batch norm: weight")?, storage_f32(&ys, yl, "batch norm: output")?, storage_f32(&gs, gl, "batch norm: gradient")?);
         // The incoming gradient, through the fused ReLU: 0 where the output is 0.
         let g = |i: usize| if self.relu && y[i] <= 0.0 { 0.0 } else { dy[i] };
         let (sum_dy, sum_dy_xhat): (Vec<f32>, Vec<f32>) = (0..c)
@@ -123,7 +111,7 @@ pub fn batch_norm_train(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64, re
     let x = x.contiguous()?;
     let (mean, var) = {
         let (s, l) = x.storage_and_layout();
-        channel_stats(storage_f32(&s, l, "input")?, n, c, hw)
+        channel_stats(storage_f32(&s, l, "batch norm: input")?, n, c, hw)
     };
     let invstd: Vec<f32> = var.iter().map(|&v| 1.0 / (v as f64 + eps).sqrt() as f32).collect();
     let dev = x.device().clone();
