@@ -67,6 +67,34 @@ const CASES: &[Case] = &[
     Case { name: "cifar_inception", batch: 256, shape: [3, 32, 32], build: || cifar("Inception") },
 ];
 
+/// GFLOP of one step (training: forward + backward at the case's batch; inference: one forward
+/// at batch 32), counted by PyTorch's `FlopCounterMode` on the peer's models
+/// (`support/bench/count_flops.py`, torch 2.15); the same count divides both sides' times.
+const GFLOP: &[(&str, f64)] = &[
+    ("mnist_mlp", 0.2095),
+    ("mnist_simplecnn", 9.6763),
+    ("mnist_lenet5", 1.1591),
+    ("cifar_fcn", 12.6444),
+    ("cifar_lenet5", 1.1256),
+    ("cifar_vgg1", 7.3060),
+    ("cifar_vgg3", 15.7617),
+    ("cifar_resnet", 62.4626),
+    ("cifar_inception", 34.0785),
+    ("alexnet", 45.7081),
+    ("vgg16", 990.0969),
+    ("inception_v3", 365.6458),
+    ("resnet18", 116.1007),
+    ("resnet101", 499.2899),
+];
+
+/// `GFLOP/s` of a step of `name` taking `ms`, as text ("-" when unknown).
+fn gflops(name: &str, ms: Option<f64>) -> String {
+    match (GFLOP.iter().find(|g| g.0 == name), ms) {
+        (Some(g), Some(ms)) => format!("{:.1}", g.1 / (ms / 1e3)),
+        _ => "-".into(),
+    }
+}
+
 /// The inference reference models of `torch_peer.py` (batch 32, random weights and inputs).
 const INFER: &[(&str, &str, usize)] = &[("alexnet", "AlexNet", 224), ("vgg16", "VGG16", 224), ("inception_v3", "Inception v3", 299), ("resnet18", "ResNet18", 224), ("resnet101", "ResNet101", 224)];
 
@@ -162,19 +190,13 @@ fn main() -> Result<()> {
     if let Ok((header, _)) = &peer {
         println!("peer: {header}");
     }
-    println!("\n| model | batch | candle ms | torch ms | ratio (candle/torch) |\n| --- | --- | --- | --- | --- |");
-    for (case, ms) in rows {
-        let torch = peer.as_ref().ok().and_then(|(_, t)| t.get(case.name).copied());
-        match torch {
-            Some(t) => println!("| {} | {} | {ms:.2} | {t:.2} | {:.2} |", case.name, case.batch, ms / t),
-            None => println!("| {} | {} | {ms:.2} | - | - |", case.name, case.batch),
-        }
-    }
-    for (key, ms) in infer_rows {
-        match peer.as_ref().ok().and_then(|(_, t)| t.get(key).copied()) {
-            Some(t) => println!("| {key} (inference) | 32 | {ms:.2} | {t:.2} | {:.2} |", ms / t),
-            None => println!("| {key} (inference) | 32 | {ms:.2} | - | - |"),
-        }
+    println!("\n| model | batch | candle ms | torch ms | ratio (candle/torch) | candle GFLOP/s | torch GFLOP/s |\n| --- | --- | --- | --- | --- | --- | --- |");
+    let rows = rows.into_iter().map(|(case, ms)| (case.name.to_string(), case.batch, ms)).chain(infer_rows.into_iter().map(|(key, ms)| (key.to_string(), 32, ms)));
+    for (name, batch, ms) in rows {
+        let torch = peer.as_ref().ok().and_then(|(_, t)| t.get(&name).copied());
+        let label = if INFER.iter().any(|i| i.0 == name) { format!("{name} (inference)") } else { name.clone() };
+        let (t, ratio) = torch.map_or(("-".into(), "-".into()), |t| (format!("{t:.2}"), format!("{:.2}", ms / t)));
+        println!("| {label} | {batch} | {ms:.2} | {t} | {ratio} | {} | {} |", gflops(&name, Some(ms)), gflops(&name, torch));
     }
     if let Err(e) = peer {
         println!("\nPyTorch peer skipped: {e}");
