@@ -120,7 +120,7 @@ fn col2im(col: &[f32], g: &Geometry, x: &mut [f32], ld: usize) {
 
 /// `dst (m, n) = [dst +] lhs (m, k) @ rhs (k, n)`; all row-major unless strides say otherwise.
 #[allow(clippy::too_many_arguments)]
-fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, lhs: &[f32], lhs_strides: (isize, isize), rhs: &[f32], rhs_strides: (isize, isize), par: Parallelism) {
+pub(crate) fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, lhs: &[f32], lhs_strides: (isize, isize), rhs: &[f32], rhs_strides: (isize, isize), par: Parallelism) {
     debug_assert!(dst.len() >= m * n);
     // SAFETY: the slices hold at least the (m, k), (k, n), (m, n) elements addressed through the
     // given (row, column) strides; every caller passes buffers sized from the same geometry.
@@ -166,7 +166,7 @@ fn gemm_input<'a>(xs: &'a [f32], m: usize, g: &Geometry, col: &'a mut [f32]) -> 
     &col[..ckk * ld]
 }
 
-fn threads() -> usize {
+pub(crate) fn threads() -> usize {
     rayon::current_num_threads().max(1)
 }
 

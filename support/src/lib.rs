@@ -40,6 +40,7 @@ pub mod conv;
 pub mod data;
 pub mod efficientnet;
 pub mod imagenet;
+pub mod linear;
 pub mod denoise;
 #[cfg(feature = "download")]
 pub mod download;

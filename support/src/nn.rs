@@ -215,11 +215,7 @@ impl Linear {
                 self.in_features
             )));
         }
-        let y = x.broadcast_matmul(&self.weight.t()?)?;
-        match &self.bias {
-            Some(b) => y.broadcast_add(b),
-            None => Ok(y),
-        }
+        crate::linear::linear(x, &self.weight, self.bias.as_ref())
     }
 }
 
