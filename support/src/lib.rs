@@ -65,7 +65,48 @@ pub mod prelude {
     pub use crate::plot::Figure;
     pub use crate::train::{evaluate_model, prediction_figure, print_overall_metrics, train_model, History, Loss, Metrics};
     pub use crate::report::Table;
-    pub use crate::{epochs, quick_mode, Device, Result, Tensor};
+    pub use crate::{device, epochs, quick_mode, Device, Result, Tensor};
+}
+
+/// The device models are built on: `PLAYGROUND_DEVICE` = `cpu` (the default, also when unset),
+/// `cuda`, `cuda:N` or `metal`, read by every model builder (`Sequential::build`,
+/// `cifar::build`), so a notebook moves to a GPU with one environment variable and no code
+/// change. `train_model` and the evaluators move each batch to the model's device.
+/// A GPU needs `support` built with its feature: in a notebook's setup cell,
+/// `:dep support = { path = "../support", features = ["cuda"] }` (or `"metal"`).
+pub fn device() -> Result<Device> {
+    parse_device(&std::env::var("PLAYGROUND_DEVICE").unwrap_or_default())
+}
+
+/// [`device`] for an explicit `spec` (`""` and `"cpu"` are the CPU).
+pub fn parse_device(spec: &str) -> Result<Device> {
+    let spec = spec.trim().to_ascii_lowercase();
+    let (kind, ordinal) = match spec.split_once(':') {
+        Some((k, n)) => (k.to_string(), n.parse::<usize>().map_err(|_| error(format!("PLAYGROUND_DEVICE={spec}: the part after ':' must be a GPU number, as in cuda:0")))?),
+        None => (spec.clone(), 0),
+    };
+    let built = |feature: &str, on: bool| -> Result<()> {
+        if on {
+            return Ok(());
+        }
+        Err(error(format!(
+            "PLAYGROUND_DEVICE={spec} asks for a GPU, but support was built without its `{feature}` feature: \
+             use `:dep support = {{ path = \"../support\", features = [\"{feature}\"] }}` in the notebook's setup cell \
+             (cargo: --features {feature}), or unset PLAYGROUND_DEVICE to run on the CPU"
+        )))
+    };
+    match kind.as_str() {
+        "" | "cpu" => Ok(Device::Cpu),
+        "cuda" => {
+            built("cuda", cfg!(feature = "cuda"))?;
+            Device::new_cuda(ordinal)
+        }
+        "metal" => {
+            built("metal", cfg!(feature = "metal"))?;
+            Device::new_metal(ordinal)
+        }
+        other => Err(error(format!("PLAYGROUND_DEVICE={other} is not a device: use cpu, cuda, cuda:N or metal"))),
+    }
 }
 
 /// Tunes glibc's allocator for tensor workloads; called by the entry points (model builders,

@@ -522,9 +522,10 @@ impl SequentialBuilder {
         self
     }
 
-    /// Creates the parameters on the CPU from `seed` (init and dropout masks both follow it).
+    /// Creates the parameters from `seed` (init and dropout masks both follow it) on
+    /// [`crate::device`]: the CPU unless `PLAYGROUND_DEVICE` names a GPU.
     pub fn build(self, seed: u64) -> Result<Sequential> {
-        self.build_on(seed, &Device::Cpu)
+        self.build_on(seed, &crate::device()?)
     }
 
     /// As [`SequentialBuilder::build`], on `device`.

@@ -11,7 +11,7 @@
 //!
 //! `ceil_mode` is not supported (none of the notebooks uses it). Input `(N, C, H, W)` f32.
 
-use crate::{error, Result, Tensor};
+use crate::{error, Device, Result, Tensor};
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape};
 use rayon::prelude::*;
 use std::sync::Mutex;
@@ -196,10 +196,13 @@ impl CustomOp1 for PoolOp {
 }
 
 fn apply(x: &Tensor, kind: Kind, rows: Vec<Span>, cols: Vec<Span>) -> Result<Tensor> {
+    let op = PoolOp { kind, rows, cols, argmax: Mutex::new(Vec::new()) };
     if !x.device().is_cpu() {
-        return Err(error("support's pooling ops run on the CPU only for now"));
+        // On a GPU: pooled on the CPU and moved back (candle's own pools have no padding);
+        // gradients flow through both moves.
+        return x.to_device(&Device::Cpu)?.contiguous()?.apply_op1(op)?.to_device(x.device());
     }
-    x.contiguous()?.apply_op1(PoolOp { kind, rows, cols, argmax: Mutex::new(Vec::new()) })
+    x.contiguous()?.apply_op1(op)
 }
 
 fn dims(x: &Tensor, name: &str) -> Result<(usize, usize)> {

@@ -174,3 +174,21 @@ fn fence_moves_new_tensor_ids_past_the_parameters() {
     let fresh = Tensor::new(1f32, &Device::Cpu).unwrap();
     assert!(tensor_id(&fresh) > max);
 }
+
+/// `PLAYGROUND_DEVICE` parsing: the CPU by default; a GPU asked for without its feature, a typo
+/// or a bad ordinal is an error that says what to write instead.
+#[test]
+fn device_selection() {
+    use support::parse_device;
+    assert!(parse_device("").unwrap().is_cpu());
+    assert!(parse_device(" CPU ").unwrap().is_cpu());
+    if !cfg!(feature = "cuda") {
+        let e = parse_device("cuda").unwrap_err().to_string();
+        assert!(e.contains(r#"features = ["cuda"]"#) && e.contains("unset PLAYGROUND_DEVICE"), "{e}");
+    }
+    if !cfg!(feature = "metal") {
+        assert!(parse_device("metal").unwrap_err().to_string().contains(r#"features = ["metal"]"#));
+    }
+    assert!(parse_device("tpu").unwrap_err().to_string().contains("cpu, cuda, cuda:N or metal"));
+    assert!(parse_device("cuda:first").unwrap_err().to_string().contains("GPU number"));
+}
