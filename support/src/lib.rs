@@ -15,6 +15,7 @@
 //! - [`weights`]: reading `.pth` (zip and legacy) and `.safetensors`, the pretrained weight files.
 //! - [`torchvision`], [`efficientnet`], [`imagenet`]: ImageNet classifiers, presets, evaluation.
 //! - [`transfer`]: cached backbone features for transfer learning.
+//! - [`bench`]: the reference models and protocol of the speed benchmark.
 //! - [`plot`], [`report`]: PNG figures and Markdown tables that display inline in Jupyter (evcxr).
 //!
 //! Everything returns [`Result`] (candle's error type) so notebook cells can use `?`,
@@ -35,6 +36,7 @@ pub use plotters;
 
 pub mod act;
 pub mod augment;
+pub mod bench;
 pub mod cifar;
 pub mod conv;
 pub mod data;
