@@ -499,6 +499,21 @@ pub fn matrix(values: &[Vec<f64>], labels: &[String], title: &str) -> Result<Fig
     })
 }
 
+/// The axes of the scatter and line charts: no minor grid, the bundled font, y with two
+/// decimals; the caller adds the x labels' format and draws.
+macro_rules! mesh {
+    ($chart:expr, $x_label:expr, $y_label:expr) => {
+        $chart
+            .configure_mesh()
+            .light_line_style(WHITE)
+            .label_style((FONT, 13))
+            .y_label_formatter(&|v| format!("{v:.2}"))
+            .x_desc($x_label)
+            .y_desc($y_label)
+            .axis_desc_style((FONT, 14))
+    };
+}
+
 /// Labelled points `(label, x, y)`, e.g. accuracy against time per epoch for several models.
 /// Each point is numbered; the numbers are explained in a legend on the right (labels written
 /// next to crowded points would overlap). `log_x` puts x on a log scale.
@@ -519,16 +534,9 @@ pub fn scatter(points: &[(String, f64, f64)], x_label: &str, y_label: &str, log_
         macro_rules! finish {
             ($chart:expr) => {{
                 let mut chart = $chart;
-                chart
-                    .configure_mesh()
-                    .light_line_style(WHITE)
-                    .label_style((FONT, 13))
+                mesh!(chart, x_label, y_label)
                     .x_labels(6)
                     .x_label_formatter(&|v| if *v >= 10.0 { format!("{v:.0}") } else { format!("{v:.2}").trim_end_matches('0').trim_end_matches('.').to_string() })
-                    .y_label_formatter(&|v| format!("{v:.2}"))
-                    .x_desc(x_label)
-                    .y_desc(y_label)
-                    .axis_desc_style((FONT, 14))
                     .draw()
                     .map_err(draw_err)?;
                 chart
@@ -573,17 +581,7 @@ pub fn lines(series: &[(String, Vec<(f64, f64)>)], x_label: &str, y_label: &str,
         macro_rules! finish {
             ($chart:expr) => {{
                 let mut chart = $chart;
-                chart
-                    .configure_mesh()
-                    .light_line_style(WHITE)
-                    .label_style((FONT, 13))
-                    .x_label_formatter(&|v| format!("{v:.0}"))
-                    .y_label_formatter(&|v| format!("{v:.2}"))
-                    .x_desc(x_label)
-                    .y_desc(y_label)
-                    .axis_desc_style((FONT, 14))
-                    .draw()
-                    .map_err(draw_err)?;
+                mesh!(chart, x_label, y_label).x_label_formatter(&|v| format!("{v:.0}")).draw().map_err(draw_err)?;
                 for (i, (label, points)) in series.iter().enumerate() {
                     let color = colors[i % colors.len()];
                     let points: Vec<(f64, f64)> = points.iter().copied().filter(|p| p.0.is_finite() && p.1.is_finite() && (!log_x || p.0 > 0.0)).collect();

@@ -113,4 +113,12 @@ fn sweep_sizes_and_figure() {
     assert_eq!((fig.width, fig.height), (760, 480));
     assert!(support::plot::lines(&[("none".to_string(), vec![])], "x", "y", true).is_err());
     assert!(support::plot::lines(&[("negative".to_string(), vec![(-1.0, 0.5)])], "x", "y", true).is_err(), "log scale needs x > 0");
+    // The scatter shares the axes code: both scales render, one legend row per point.
+    let points: Vec<(String, f64, f64)> = (1..=12).map(|i| (format!("m{i}"), i as f64 * 3.0, 0.5 + i as f64 / 40.0)).collect();
+    for log_x in [true, false] {
+        let fig = support::plot::scatter(&points, "s", "acc", log_x).unwrap();
+        assert_eq!((fig.width, fig.height), (1000, 480.max(60 + 22 * 12)));
+        assert!(fig.png().unwrap().len() > 1000);
+    }
+    assert!(support::plot::scatter(&[("zero".to_string(), 0.0, 0.5)], "s", "acc", true).is_err(), "log scale needs x > 0");
 }
