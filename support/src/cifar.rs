@@ -162,60 +162,76 @@ impl Model for Vgg2 {
 /// The CIFAR ResNet-20 layout with identity skips every two convs and 1x1 stride-2 projections
 /// (`res1`, `res2`, with bias: the original's printed 271,690 parameters need it). As the
 /// original: no ReLU after conv0, global **max** pooling before the classifier.
+///
+/// `ResNet_BN` ([`ResNet::with_batch_norm`]) is the standard ResNet-20 of He et al. for the
+/// notebook's modern-recipe section: BatchNorm after every convolution (projections included,
+/// no conv biases), ReLU after conv0, global *average* pooling.
 pub struct ResNet {
-    conv0: Conv2d,
-    convs: Vec<Conv2d>,
-    res1: Conv2d,
-    res2: Conv2d,
+    conv0: Unit,
+    convs: Vec<Unit>,
+    res1: Unit,
+    res2: Unit,
     fc: Linear,
     params: Params,
+    bn: bool,
 }
 
 impl ResNet {
     pub fn new(seed: u64) -> Result<Self> {
+        ResNet::build(seed, false)
+    }
+
+    /// 272,474 parameters: the 784 conv biases replaced by 2 x 784 BatchNorm weights and shifts.
+    pub fn with_batch_norm(seed: u64) -> Result<Self> {
+        ResNet::build(seed, true)
+    }
+
+    fn build(seed: u64, bn: bool) -> Result<Self> {
         let mut p = Parts::new(seed)?;
-        let conv0 = p.conv("conv0", 3, 16, 3, 1, 1)?;
+        let conv0 = p.unit("conv0", 3, 16, 3, 1, 1, bn)?;
         let mut convs = Vec::with_capacity(18);
         let mut cin = 16;
         for (stage, cout) in [16, 32, 64].into_iter().enumerate() {
             for j in 0..6 {
                 let stride = if j == 0 && stage > 0 { 2 } else { 1 };
-                convs.push(p.conv(&format!("conv{}{}", stage + 1, j + 1), cin, cout, 3, stride, 1)?);
+                convs.push(p.unit(&format!("conv{}{}", stage + 1, j + 1), cin, cout, 3, stride, 1, bn)?);
                 cin = cout;
             }
         }
-        let res1 = p.conv("res1", 16, 32, 1, 2, 0)?;
-        let res2 = p.conv("res2", 32, 64, 1, 2, 0)?;
+        let res1 = p.unit("res1", 16, 32, 1, 2, 0, bn)?;
+        let res2 = p.unit("res2", 32, 64, 1, 2, 0, bn)?;
         let fc = p.linear("fc", 64, 10)?;
-        Ok(ResNet { conv0, convs, res1, res2, fc, params: p.params })
+        Ok(ResNet { conv0, convs, res1, res2, fc, params: p.params, bn })
     }
 }
 
 impl Model for ResNet {
-    fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
-        let mut x = self.conv0.forward(x)?;
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let mut x = if self.bn { self.conv0.forward(x, train)? } else { self.conv0.forward_linear(x, train)? };
         for stage in 0..3 {
             let skip = match stage {
                 0 => x.clone(),
-                1 => self.res1.forward(&x)?,
-                _ => self.res2.forward(&x)?,
+                1 => self.res1.forward_linear(&x, train)?,
+                _ => self.res2.forward_linear(&x, train)?,
             };
             for k in 0..3 {
                 let c = &self.convs[stage * 6 + 2 * k..];
-                let h = c[0].forward_relu(&x)?;
+                let h = c[0].forward(&x, train)?;
                 let shortcut = if k == 0 { &skip } else { &x };
-                x = (c[1].forward(&h)? + shortcut)?.apply(&ReLU)?;
+                x = (c[1].forward_linear(&h, train)? + shortcut)?.apply(&ReLU)?;
             }
         }
-        self.fc.forward(&max_pool2d(&x, Pool2d::new(8, 8, 0))?.flatten_from(1)?)
+        let pooled = if self.bn { crate::pool::adaptive_avg_pool2d(&x, (1, 1))? } else { max_pool2d(&x, Pool2d::new(8, 8, 0))? };
+        self.fc.forward(&pooled.flatten_from(1)?)
     }
     fn params(&self) -> &Params {
         &self.params
     }
 }
 
-/// A convolution followed by ReLU, with a BatchNorm between them in the modern-recipe variant
-/// ([`Inception::v1_bn`]; its convolutions then have no bias, which BatchNorm's shift replaces).
+/// A convolution followed by ReLU, with a BatchNorm between them in the modern-recipe variants
+/// ([`Inception::v1_bn`], [`ResNet::with_batch_norm`]; their convolutions then have no bias,
+/// which BatchNorm's shift replaces).
 struct Unit {
     conv: Conv2d,
     bn: Option<BatchNorm2d>,
@@ -226,6 +242,14 @@ impl Unit {
         match &self.bn {
             Some(bn) => bn.forward_relu_t(&self.conv.forward(x)?, train),
             None => self.conv.forward_relu(x),
+        }
+    }
+
+    /// The same without the ReLU (before a residual sum, or the original ResNet's conv0).
+    fn forward_linear(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        match &self.bn {
+            Some(bn) => bn.forward_t(&self.conv.forward(x)?, train),
+            None => self.conv.forward(x),
         }
     }
 }
@@ -386,7 +410,8 @@ impl Model for CifarNet {
 }
 
 /// Every model of the notebook by its name there: FCN, LeNet5, AlexNet, VGG1, VGG2, VGG3,
-/// ResNet_plain, ResNet, Inception, Inception2; and Inception_BN, the modern-recipe section's.
+/// ResNet_plain, ResNet, Inception, Inception2; and Inception_BN and ResNet_BN, the
+/// modern-recipe section's.
 pub fn build(name: &str, seed: u64) -> Result<CifarNet> {
     Ok(match name {
         "FCN" => CifarNet::Sequential(fcn(seed)?),
@@ -400,6 +425,7 @@ pub fn build(name: &str, seed: u64) -> Result<CifarNet> {
         "Inception" => CifarNet::Inception(Inception::v1(seed)?),
         "Inception2" => CifarNet::Inception(Inception::v2(seed)?),
         "Inception_BN" => CifarNet::Inception(Inception::v1_bn(seed)?),
+        "ResNet_BN" => CifarNet::ResNet(ResNet::with_batch_norm(seed)?),
         other => return Err(error(format!("no CIFAR model called `{other}`; the models are {}", MODELS.join(", ")))),
     })
 }

@@ -80,6 +80,19 @@ fn train_or_load_saves_then_resumes() {
     }
 }
 
+/// The modern-recipe ResNet-20: BatchNorm after all 21 convolutions (784 conv biases out, 2 x 784
+/// BatchNorm parameters in); training mode moves every running statistic, projections' included.
+#[test]
+fn resnet_bn_is_resnet20_with_batch_norm() {
+    let m = build("ResNet_BN", 0).unwrap();
+    assert_eq!(m.num_parameters(), 271_690 - 784 + 2 * 784);
+    let x = Tensor::rand(-1f32, 1., (3, 3, 32, 32), &Device::Cpu).unwrap();
+    assert_eq!(m.forward_t(&x, true).unwrap().dims(), [3, 10]);
+    let moved = m.params().buffers().iter().filter(|(n, _)| n.ends_with("running_mean")).filter(|(_, b)| b.as_tensor().to_vec1::<f32>().unwrap().iter().any(|v| *v != 0.0)).count();
+    assert_eq!(moved, 21, "every BatchNorm (19 convs + 2 projections) updated its statistics");
+    assert_eq!(build("ResNet", 0).unwrap().num_parameters(), 271_690, "the original keeps its biases");
+}
+
 /// The modern-recipe Inception: the original's layout with BatchNorm after every convolution
 /// (304 conv biases out, 2 x 304 BatchNorm parameters in), batch statistics in training mode
 /// and running statistics updated; and the recipe trains, saves and reloads its run.

@@ -5,7 +5,7 @@
 //!
 //! Same data split, batch size (256), seed, optimiser and learning rate as the notebook;
 //! `CIFAR_EPOCHS` sets the epochs (default 25, the original's). `Inception_BN` trains with the
-//! notebook's modern recipe (`cifar::train_modern_or_load`).
+//! notebook's modern recipe (`cifar::train_modern_or_load`), and so does `ResNet_BN`.
 
 fn main() -> support::Result<()> {
     let names: Vec<String> = std::env::args().skip(1).collect();
@@ -17,7 +17,7 @@ fn main() -> support::Result<()> {
     for name in names {
         println!("=== {name}: {epochs} epochs ===");
         let model = support::cifar::build(&name, 0)?;
-        if name == "Inception_BN" {
+        if name.ends_with("_BN") {
             support::cifar::train_modern_or_load(&name, &model, &train, &val, epochs)?; // the modern-recipe section
         } else {
             support::cifar::train_or_load(&name, &model, &train, &val, epochs)?;
