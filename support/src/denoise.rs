@@ -106,7 +106,7 @@ pub fn filter_batch(x: &Tensor, kernel: &Tensor) -> Result<Tensor> {
 /// The k x k median filter (k odd) with the borders handled by replicating the edge pixels:
 /// the classical non-linear denoiser the original does not try.
 pub fn median_filter(x: &Tensor, k: usize) -> Result<Tensor> {
-    if k % 2 == 0 || k == 0 {
+    if k.is_multiple_of(2) {
         return Err(error(format!("the median filter needs an odd size, got {k}")));
     }
     let (n, c, h, w) = x.dims4()?;

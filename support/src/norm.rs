@@ -72,6 +72,7 @@ impl CustomOp3 for BatchNormTrain {
                 let (mut a, mut b) = (0f64, 0f64);
                 for i in 0..n {
                     let off = (i * c + ch) * hw;
+                    #[allow(clippy::needless_range_loop)] // `g` is indexed by the same j as x
                     for j in off..off + hw {
                         let d = g(j) as f64;
                         a += d;

@@ -75,7 +75,7 @@ pub struct Sgd {
 impl Sgd {
     /// Plain SGD with learning rate `lr` over `vars` (e.g. `model.params().vars()`).
     pub fn new(vars: Vec<Var>, lr: f64) -> Result<Self> {
-        if !(lr > 0.0) {
+        if lr.is_nan() || lr <= 0.0 {
             return Err(error(format!("SGD learning rate must be positive, got {lr}")));
         }
         let bufs = vars.iter().map(|_| Slot::Empty).collect();
@@ -174,7 +174,7 @@ pub struct Adam {
 impl Adam {
     /// Adam with learning rate `lr` and PyTorch's defaults: betas (0.9, 0.999), eps 1e-8, no decay.
     pub fn new(vars: Vec<Var>, lr: f64) -> Result<Self> {
-        if !(lr > 0.0) {
+        if lr.is_nan() || lr <= 0.0 {
             return Err(error(format!("Adam learning rate must be positive, got {lr}")));
         }
         let empty = || vars.iter().map(|_| Slot::Empty).collect();
