@@ -6,7 +6,7 @@
 //! gradient at exactly 0 is 0). Off the CPU, or for non-f32 tensors, candle's ops are used.
 
 use crate::{error, Result, Tensor};
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape};
 use rayon::prelude::*;
 
 /// Below this many elements one thread does the work (spawning costs more).
@@ -69,7 +69,7 @@ impl CustomOp2 for ReluGrad {
 
 /// `torch.relu(x)`, differentiable, with the cheap backward above.
 pub fn relu(x: &Tensor) -> Result<Tensor> {
-    if !x.device().is_cpu() || x.dtype() != DType::F32 {
+    if !crate::conv::is_cpu_f32(x) {
         return x.relu();
     }
     x.contiguous()?.apply_op1(Relu)

@@ -369,7 +369,7 @@ impl Model for Inception {
         if x.dim(1)? != self.fc1.in_features {
             return Err(error(format!("{} expects 3x32x32 images: got {} features before the classifier", self.name, x.dim(1)?)));
         }
-        let x = drop(&self.fc1.forward(&x)?.apply(&ReLU)?, self.head_dropout, train && self.head_dropout > 0.0, &self.dropout_rng)?;
+        let x = drop(&self.fc1.forward(&x)?.apply(&ReLU)?, self.head_dropout, train, &self.dropout_rng)?;
         self.fc2.forward(&x)
     }
     fn params(&self) -> &Params {

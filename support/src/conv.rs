@@ -175,6 +175,12 @@ fn inner_parallelism(n: usize) -> Parallelism {
     if n >= threads() { Parallelism::None } else { Parallelism::Rayon(threads()) }
 }
 
+/// Whether `t` is an f32 tensor on the CPU, the case support's kernels handle (elsewhere the
+/// callers fall back to candle's ops).
+pub(crate) fn is_cpu_f32(t: &Tensor) -> bool {
+    t.device().is_cpu() && t.dtype() == candle_core::DType::F32
+}
+
 /// The f32 data of a contiguous CPU storage; `what` names it in the error ("conv2d: input").
 pub(crate) fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
     let CpuStorage::F32(v) = s else { return Err(error(format!("{what} must be f32"))) };
@@ -376,7 +382,7 @@ impl CustomOp3 for Conv2dOp {
 /// groups) with the gemm-based forward and backward above. Falls back to candle's `conv2d` off
 /// the CPU or for non-f32 tensors.
 pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, pad: usize) -> Result<Tensor> {
-    if !x.device().is_cpu() || x.dtype() != candle_core::DType::F32 || w.dtype() != candle_core::DType::F32 {
+    if !(is_cpu_f32(x) && is_cpu_f32(w)) {
         return x.conv2d(w, pad, stride, 1, 1);
     }
     x.contiguous()?.apply_op2(&w.contiguous()?, Conv2dOp { stride, pad, relu: false })
@@ -385,7 +391,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, pad: usize) -> Result<Tenso
 /// [`conv2d`] plus a per-channel `bias` of shape `(O,)`, added inside the same op (no
 /// broadcast add, and the bias gradient is summed in the backward pass's own loop).
 pub fn conv2d_bias(x: &Tensor, w: &Tensor, bias: &Tensor, stride: usize, pad: usize) -> Result<Tensor> {
-    if !x.device().is_cpu() || x.dtype() != candle_core::DType::F32 || w.dtype() != candle_core::DType::F32 || bias.dtype() != candle_core::DType::F32 {
+    if !(is_cpu_f32(x) && is_cpu_f32(w) && is_cpu_f32(bias)) {
         let o = w.dim(0)?;
         return x.conv2d(w, pad, stride, 1, 1)?.broadcast_add(&bias.reshape((1, o, 1, 1))?);
     }
@@ -395,7 +401,7 @@ pub fn conv2d_bias(x: &Tensor, w: &Tensor, bias: &Tensor, stride: usize, pad: us
 /// `relu(conv2d(x, w, stride, pad) + bias)` as one op (bias optional): the ReLU costs no extra
 /// pass or buffer in the forward pass, and its backward is folded into the convolution's.
 pub fn conv2d_relu(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, stride: usize, pad: usize) -> Result<Tensor> {
-    let cpu_f32 = x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && w.dtype() == candle_core::DType::F32 && bias.is_none_or(|b| b.dtype() == candle_core::DType::F32);
+    let cpu_f32 = is_cpu_f32(x) && is_cpu_f32(w) && bias.is_none_or(is_cpu_f32);
     let op = Conv2dOp { stride, pad, relu: true };
     match bias {
         _ if !cpu_f32 => crate::act::relu(&match bias {
@@ -556,7 +562,7 @@ impl CustomOp2 for DepthwiseOp {
 /// `w: (C, 1, KH, KW)`; `pad = (top, bottom, left, right)`. Candle's grouped convolution runs one
 /// convolution per group; this is one pass. Off the CPU, candle's grouped conv2d is used.
 pub fn depthwise_conv2d(x: &Tensor, w: &Tensor, stride: usize, pad: (usize, usize, usize, usize)) -> Result<Tensor> {
-    if !x.device().is_cpu() || x.dtype() != candle_core::DType::F32 || w.dtype() != candle_core::DType::F32 {
+    if !(is_cpu_f32(x) && is_cpu_f32(w)) {
         let x = x.pad_with_zeros(2, pad.0, pad.1)?.pad_with_zeros(3, pad.2, pad.3)?;
         return x.conv2d(w, 0, stride, 1, w.dim(0)?);
     }

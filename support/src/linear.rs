@@ -12,7 +12,7 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 use gemm::Parallelism;
 
-use crate::conv::{cpu_f32, f32_slice, matmul, threads};
+use crate::conv::{cpu_f32, f32_slice, is_cpu_f32, matmul, threads};
 use crate::{error, Result};
 
 struct LinearOp;
@@ -106,8 +106,7 @@ impl CustomOp3 for LinearOp {
 
 /// `x W^T + b` for `x: (..., in)`, `w: (out, in)`, `b: (out,)`, as `torch.nn.functional.linear`.
 pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-    let f32_cpu = |t: &Tensor| t.device().is_cpu() && t.dtype() == candle_core::DType::F32;
-    if !(f32_cpu(x) && f32_cpu(w) && bias.is_none_or(f32_cpu)) || x.rank() < 2 || w.rank() != 2 {
+    if !(is_cpu_f32(x) && is_cpu_f32(w) && bias.is_none_or(is_cpu_f32)) || x.rank() < 2 || w.rank() != 2 {
         let y = x.broadcast_matmul(&w.t()?)?;
         return match bias {
             Some(b) => y.broadcast_add(b),

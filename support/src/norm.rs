@@ -13,7 +13,7 @@
 //!   (the gradient through the batch statistics included), one pass for the sums, one for `dx`.
 
 use crate::{Result, Tensor};
-use crate::conv::{cpu_f32 as storage_f32, f32_slice as f32s};
+use crate::conv::{cpu_f32 as storage_f32, f32_slice as f32s, is_cpu_f32};
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape};
 use rayon::prelude::*;
 
@@ -103,8 +103,7 @@ impl CustomOp3 for BatchNormTrain {
 /// biased variance per channel (for the running statistics). `None` when the tensors are not
 /// f32 on the CPU (the caller then uses candle's ops).
 pub fn batch_norm_train(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64, relu: bool) -> Result<Option<(Tensor, Tensor, Tensor)>> {
-    let cpu_f32 = |t: &Tensor| t.device().is_cpu() && t.dtype() == candle_core::DType::F32;
-    if !(cpu_f32(x) && cpu_f32(weight) && cpu_f32(bias)) {
+    if !(is_cpu_f32(x) && is_cpu_f32(weight) && is_cpu_f32(bias)) {
         return Ok(None);
     }
     let (n, c) = (x.dim(0)?, x.dim(1)?);

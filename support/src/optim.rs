@@ -56,7 +56,7 @@ fn grad_of<'a>(grads: &'a GradStore, var: &Var) -> Option<&'a Tensor> {
 }
 
 fn use_fused(var: &Var, allowed: bool) -> bool {
-    allowed && var.device().is_cpu() && var.dtype() == candle_core::DType::F32
+    allowed && crate::conv::is_cpu_f32(var)
 }
 
 /// `torch.optim.SGD`: plain by default; `.momentum(m)`, `.nesterov(true)`, `.dampening(d)`,
