@@ -157,6 +157,9 @@ impl Model for Vgg2 {
     fn params(&self) -> &Params {
         &self.params
     }
+    fn dropout_rng(&self) -> Option<&RefCell<Rng>> {
+        Some(&self.dropout_rng)
+    }
 }
 
 /// The CIFAR ResNet-20 layout with identity skips every two convs and 1x1 stride-2 projections
@@ -375,6 +378,9 @@ impl Model for Inception {
     fn params(&self) -> &Params {
         &self.params
     }
+    fn dropout_rng(&self) -> Option<&RefCell<Rng>> {
+        Some(&self.dropout_rng)
+    }
 }
 
 /// One of the ten networks: a concrete type (no `Box<dyn Model>`) on purpose. In evcxr every
@@ -405,6 +411,15 @@ impl Model for CifarNet {
             CifarNet::Vgg2(m) => m.params(),
             CifarNet::ResNet(m) => m.params(),
             CifarNet::Inception(m) => m.params(),
+        }
+    }
+
+    fn dropout_rng(&self) -> Option<&RefCell<Rng>> {
+        match self {
+            CifarNet::Sequential(m) => m.dropout_rng(),
+            CifarNet::Vgg2(m) => m.dropout_rng(),
+            CifarNet::ResNet(m) => m.dropout_rng(),
+            CifarNet::Inception(m) => m.dropout_rng(),
         }
     }
 }
@@ -456,9 +471,9 @@ pub fn runs_dir() -> std::path::PathBuf {
 /// five-hour notebook can be assembled from runs made separately. What it trains, it saves.
 pub fn train_or_load(name: &str, model: &CifarNet, train: &crate::data::DataLoader, val: &crate::data::DataLoader, epochs: usize) -> Result<crate::train::History> {
     let stem = format!("{name}-{epochs}ep-{}", train.num_samples());
-    run_or_load(&stem, name, model, train.num_samples(), epochs, || {
+    run_or_load(&stem, name, model, train.num_samples(), epochs, |checkpoint| {
         let mut optimizer = crate::optim::Adam::new(model.params().vars(), learning_rate(name))?;
-        crate::train::train_model(model, train, val, &mut optimizer, crate::train::Loss::CrossEntropy, epochs, true)
+        crate::train::train_model_checkpointed(model, train, val, &mut optimizer, None, crate::train::Loss::CrossEntropy, epochs, true, checkpoint)
     })
 }
 
@@ -475,18 +490,23 @@ pub const MODERN_MAX_LR: f64 = 2e-3;
 /// smoothed one (the accuracy is unaffected).
 pub fn train_modern_or_load(name: &str, model: &CifarNet, train: &crate::data::DataLoader, val: &crate::data::DataLoader, epochs: usize) -> Result<crate::train::History> {
     let stem = format!("{name}-modern-{epochs}ep-{}", train.num_samples());
-    run_or_load(&stem, name, model, train.num_samples(), epochs, || {
+    run_or_load(&stem, name, model, train.num_samples(), epochs, |checkpoint| {
         let augmented = train.clone().with_augmentation(crate::augment::CropFlip { pad: 4, fill: -1.0, flip: true });
         let mut optimizer = crate::optim::Adam::new(model.params().vars(), MODERN_MAX_LR)?;
         let schedule = crate::optim::OneCycle::new(MODERN_MAX_LR, epochs * augmented.num_batches());
-        crate::train::train_model_one_cycle(model, &augmented, val, &mut optimizer, &schedule, crate::train::Loss::CrossEntropyLabelSmoothing(0.1), epochs, true)
+        let loss = crate::train::Loss::CrossEntropyLabelSmoothing(0.1);
+        crate::train::train_model_checkpointed(model, &augmented, val, &mut optimizer, Some(&schedule), loss, epochs, true, checkpoint)
     })
 }
 
 /// Loads the run saved as `stem` in `runs_dir()/cifar10`, or runs `train` and saves it there.
-fn run_or_load(stem: &str, name: &str, model: &CifarNet, images: usize, epochs: usize, train: impl FnOnce() -> Result<crate::train::History>) -> Result<crate::train::History> {
+/// While it trains, `train` keeps a checkpoint after each epoch in `{stem}.checkpoint.safetensors`
+/// (see [`crate::train::Checkpoint`]): a run stopped by a killed process or a restarted kernel
+/// continues from its last finished epoch when started again. The finished run replaces it.
+fn run_or_load(stem: &str, name: &str, model: &CifarNet, images: usize, epochs: usize, train: impl FnOnce(crate::train::Checkpoint) -> Result<crate::train::History>) -> Result<crate::train::History> {
     let dir = runs_dir().join("cifar10");
     let (weights, hist) = (dir.join(format!("{stem}.safetensors")), dir.join(format!("{stem}.history.safetensors")));
+    let checkpoint = dir.join(format!("{stem}.checkpoint.safetensors"));
     if weights.exists() && hist.exists() {
         model.params().load(&weights)?;
         let history = crate::train::History::load(&hist)?;
@@ -494,10 +514,10 @@ fn run_or_load(stem: &str, name: &str, model: &CifarNet, images: usize, epochs: 
         history.print_log();
         return Ok(history);
     }
-    let history = train()?;
-    if std::fs::create_dir_all(&dir).is_ok() {
-        model.params().save(&weights)?;
-        history.save(&hist)?;
-    }
+    std::fs::create_dir_all(&dir).map_err(|e| error(format!("cannot create the runs folder {}: {e}; set PLAYGROUND_RUNS to a writable folder", dir.display())))?;
+    let history = train(crate::train::Checkpoint { path: &checkpoint })?;
+    model.params().save(&weights)?;
+    history.save(&hist)?;
+    std::fs::remove_file(&checkpoint).ok(); // the finished run above supersedes it
     Ok(history)
 }

@@ -446,6 +446,17 @@ impl DataLoader {
         Batches { loader: self, order, next: 0 }
     }
 
+    /// How many epochs this loader has started: the next [`DataLoader::iter`] shuffles with
+    /// `Rng::new(seed + epoch())`.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.get()
+    }
+
+    /// Sets the epoch counter (resuming a run from a checkpoint continues its data order).
+    pub fn set_epoch(&self, epoch: u64) {
+        self.epoch.set(epoch);
+    }
+
     /// The first batch, without advancing the shuffling epoch.
     pub fn first_batch(&self) -> Result<(Tensor, Tensor)> {
         let n = self.batch_size.min(self.num_samples());

@@ -181,6 +181,11 @@ pub trait Model {
     fn num_parameters(&self) -> usize {
         self.params().count()
     }
+    /// The generator of the dropout masks, for models with dropout: a checkpoint saves its
+    /// state so that a resumed run draws the masks the uninterrupted run would have.
+    fn dropout_rng(&self) -> Option<&RefCell<Rng>> {
+        None
+    }
     /// The device the parameters live on.
     fn device(&self) -> Device {
         self.params().named().first().map(|(_, v)| v.device().clone()).unwrap_or(Device::Cpu)
@@ -650,6 +655,9 @@ impl Model for Sequential {
 
     fn params(&self) -> &Params {
         &self.params
+    }
+    fn dropout_rng(&self) -> Option<&RefCell<Rng>> {
+        Some(&self.dropout_rng)
     }
 }
 

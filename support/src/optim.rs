@@ -12,6 +12,7 @@ use crate::{error, Result, Tensor};
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, InplaceOp2, Layout, Var};
 use std::cell::RefCell;
+use std::collections::HashMap;
 
 /// What [`crate::train::train_model`] needs from an optimiser.
 pub trait Optimizer {
@@ -23,6 +24,11 @@ pub trait Optimizer {
     fn set_learning_rate(&mut self, lr: f64);
     /// Changes the momentum (SGD's `momentum`, Adam's `beta1`), for schedules that cycle it.
     fn set_momentum(&mut self, momentum: f64);
+    /// The running state (momentum buffers, Adam's moments and step count) as named CPU tensors,
+    /// for a checkpoint; the hyper-parameters are not included (the caller sets them again).
+    fn state(&self) -> Result<Vec<(String, Tensor)>>;
+    /// Restores what [`Optimizer::state`] returned, for the same parameters in the same order.
+    fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()>;
 }
 
 /// Runs `f(param, grad)` on the CPU slices of `var` and `grad`, in place.
@@ -49,6 +55,58 @@ enum Slot {
     Empty,
     Cpu(Vec<f32>),
     Dev(Tensor),
+}
+
+impl Slot {
+    /// The slot as a CPU tensor shaped like `var` (`None` while empty).
+    fn to_tensor(&self, var: &Var) -> Result<Option<Tensor>> {
+        match self {
+            Slot::Empty => Ok(None),
+            Slot::Cpu(v) => Ok(Some(Tensor::from_slice(v, var.shape(), &candle_core::Device::Cpu)?)),
+            Slot::Dev(t) => Ok(Some(t.to_device(&candle_core::Device::Cpu)?)),
+        }
+    }
+
+    /// The slot holding `t` (saved by [`Slot::to_tensor`]) for `var`, on the side `fused` picks.
+    fn from_tensor(t: &Tensor, var: &Var, fused: bool, key: &str) -> Result<Slot> {
+        if t.dims() != var.dims() {
+            return Err(error(format!(
+                "optimiser state `{key}` has shape {:?}, its parameter {:?}: the checkpoint belongs to a different model",
+                t.dims(),
+                var.dims()
+            )));
+        }
+        let t = t.to_dtype(var.dtype())?;
+        Ok(if use_fused(var, fused) { Slot::Cpu(t.flatten_all()?.to_vec1::<f32>()?) } else { Slot::Dev(t.to_device(var.device())?) })
+    }
+}
+
+/// `slots[i]` saved as `{prefix}.{i}` for every non-empty slot.
+fn save_slots(out: &mut Vec<(String, Tensor)>, prefix: &str, slots: &[Slot], vars: &[Var]) -> Result<()> {
+    for (i, (slot, var)) in slots.iter().zip(vars).enumerate() {
+        if let Some(t) = slot.to_tensor(var)? {
+            out.push((format!("{prefix}.{i}"), t));
+        }
+    }
+    Ok(())
+}
+
+/// The slots [`save_slots`] wrote; a missing key is an empty slot.
+fn load_slots(state: &HashMap<String, Tensor>, prefix: &str, vars: &[Var], fused: bool) -> Result<Vec<Slot>> {
+    let n = state.keys().filter(|k| k.strip_prefix(prefix).and_then(|r| r.strip_prefix('.')).is_some()).count();
+    let slots = vars
+        .iter()
+        .enumerate()
+        .map(|(i, var)| {
+            let key = format!("{prefix}.{i}");
+            state.get(&key).map_or(Ok(Slot::Empty), |t| Slot::from_tensor(t, var, fused, &key))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let loaded = slots.iter().filter(|s| !matches!(s, Slot::Empty)).count();
+    if loaded != n {
+        return Err(error(format!("the checkpoint holds {n} `{prefix}` tensors but the optimiser has {} parameters: it belongs to a different model", vars.len())));
+    }
+    Ok(slots)
 }
 
 fn grad_of<'a>(grads: &'a GradStore, var: &Var) -> Option<&'a Tensor> {
@@ -155,6 +213,15 @@ impl Optimizer for Sgd {
     fn set_momentum(&mut self, momentum: f64) {
         self.momentum = momentum;
     }
+    fn state(&self) -> Result<Vec<(String, Tensor)>> {
+        let mut out = Vec::new();
+        save_slots(&mut out, "momentum_buffer", &self.bufs, &self.vars)?;
+        Ok(out)
+    }
+    fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
+        self.bufs = load_slots(state, "momentum_buffer", &self.vars, self.fused)?;
+        Ok(())
+    }
 }
 
 /// `torch.optim.Adam` (coupled L2 weight decay; AMSGrad off).
@@ -253,6 +320,20 @@ impl Optimizer for Adam {
     }
     fn set_momentum(&mut self, momentum: f64) {
         self.beta1 = momentum;
+    }
+    fn state(&self) -> Result<Vec<(String, Tensor)>> {
+        let mut out = vec![("step".to_string(), Tensor::new(&[self.t as i64], &candle_core::Device::Cpu)?)];
+        save_slots(&mut out, "exp_avg", &self.m, &self.vars)?;
+        save_slots(&mut out, "exp_avg_sq", &self.v, &self.vars)?;
+        Ok(out)
+    }
+    fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
+        let step = state.get("step").ok_or_else(|| error("the checkpoint has no Adam `step`: it was saved with another optimiser"))?;
+        let t = step.to_vec1::<i64>()?.first().copied().unwrap_or(0);
+        let (m, v) = (load_slots(state, "exp_avg", &self.vars, self.fused)?, load_slots(state, "exp_avg_sq", &self.vars, self.fused)?);
+        self.t = i32::try_from(t).map_err(|_| error(format!("Adam step {t} in the checkpoint is out of range")))?;
+        (self.m, self.v) = (m, v);
+        Ok(())
     }
 }
 

@@ -26,6 +26,17 @@ impl Rng {
         Rng { s: [next(), next(), next(), next()] }
     }
 
+    /// The whole state, to save in a checkpoint; [`Rng::from_state`] continues the stream from it.
+    pub fn state(&self) -> [u64; 4] {
+        self.s
+    }
+
+    /// The generator whose state is `s` (from [`Rng::state`]). An all-zero state is a fixed
+    /// point of xoshiro, so it is refused.
+    pub fn from_state(s: [u64; 4]) -> Option<Self> {
+        (s != [0; 4]).then_some(Rng { s })
+    }
+
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         let s = &mut self.s;

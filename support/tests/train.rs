@@ -155,3 +155,61 @@ fn feature_maps_and_panels() {
     assert!(support::plot::Panels::new().row("empty", &[], None, 10).is_err());
     let _ = DType::F32;
 }
+
+/// Trains a small MLP with dropout from scratch (fresh loader, model and optimiser, as a new
+/// process would), checkpointed into `path` when given.
+fn mlp_run(train: &DataLoader, val: &DataLoader, epochs: usize, momentum_one_cycle: bool, path: Option<&Path>) -> support::Result<(Vec<f32>, support::train::History)> {
+    use support::optim::{OneCycle, Optimizer};
+    use support::train::{train_model_checkpointed, Checkpoint};
+    let loader = DataLoader::new(train.dataset.clone(), 64, true, 42)?;
+    let model = Sequential::new("MLP").flatten().linear(784, 64).relu().dropout(0.5).linear(64, 10).build(0)?;
+    let vars = model.params().vars();
+    // Adam on the fused CPU path; SGD with momentum on the tensor-op path other devices take.
+    let mut opt: Box<dyn Optimizer> = if momentum_one_cycle { Box::new(Sgd::new(vars, 0.05)?.momentum(0.9).fused(false)) } else { Box::new(Adam::new(vars, 1e-3)?) };
+    let schedule = OneCycle::new(0.05, 3 * loader.num_batches());
+    let schedule = momentum_one_cycle.then_some(&schedule);
+    let h = match path {
+        Some(path) => train_model_checkpointed(&model, &loader, val, opt.as_mut(), schedule, Loss::CrossEntropy, epochs, false, Checkpoint { path })?,
+        None => match schedule {
+            Some(s) => support::train::train_model_one_cycle(&model, &loader, val, opt.as_mut(), s, Loss::CrossEntropy, epochs, false)?,
+            None => train_model(&model, &loader, val, opt.as_mut(), Loss::CrossEntropy, epochs, false)?,
+        },
+    };
+    let mut weights = Vec::new();
+    for v in model.params().vars() {
+        weights.extend(v.as_tensor().flatten_all()?.to_vec1::<f32>()?);
+    }
+    Ok((weights, h))
+}
+
+#[test]
+fn a_run_resumed_from_its_checkpoint_ends_exactly_as_the_uninterrupted_run() {
+    let (train, val) = mnist_slice(1024, 256);
+    let dir = std::env::temp_dir().join(format!("support-checkpoint-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (case, stop_after) in [(false, 1), (true, 2)] {
+        let (w_whole, h_whole) = mlp_run(&train, &val, 3, case, None).unwrap();
+        let path = dir.join(format!("run-{case}.safetensors"));
+        let (w_first, _) = mlp_run(&train, &val, stop_after, case, Some(&path)).unwrap();
+        assert!(path.exists() && w_first != w_whole);
+        let (w_resumed, h_resumed) = mlp_run(&train, &val, 3, case, Some(&path)).unwrap();
+        assert_eq!(h_resumed.train_loss.len(), 3);
+        assert_eq!((&h_resumed.train_loss, &h_resumed.val_loss, &h_resumed.val_accuracy), (&h_whole.train_loss, &h_whole.val_loss, &h_whole.val_accuracy), "case {case}");
+        assert_eq!(w_resumed, w_whole, "same weights bit for bit (data order, dropout masks and optimiser state restored), case {case}");
+        // The checkpoint now holds 3 epochs: asking for fewer is refused with what to do.
+        let err = mlp_run(&train, &val, 2, case, Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("holds 3 epochs, more than the 2 asked for") && err.contains("delete it"), "{err}");
+    }
+    // Another architecture's checkpoint is refused before anything is changed.
+    let model = Sequential::new("MLP").flatten().linear(784, 32).relu().linear(32, 10).build(0).unwrap();
+    let mut opt = Adam::new(model.params().vars(), 1e-3).unwrap();
+    let ckpt = support::train::Checkpoint { path: &dir.join("run-false.safetensors") };
+    let err = support::train::train_model_checkpointed(&model, &train, &val, &mut opt, None, Loss::CrossEntropy, 3, false, ckpt).unwrap_err().to_string();
+    assert!(err.contains("has shape [64, 784], the model expects [32, 784]"), "{err}");
+    // A file that is not a checkpoint says so.
+    std::fs::write(dir.join("junk.safetensors"), b"not a checkpoint").unwrap();
+    let ckpt = support::train::Checkpoint { path: &dir.join("junk.safetensors") };
+    let err = support::train::train_model_checkpointed(&model, &train, &val, &mut opt, None, Loss::CrossEntropy, 3, false, ckpt).unwrap_err().to_string();
+    assert!(err.contains("cannot be read") && err.contains("delete it to start the run over"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
