@@ -11,6 +11,11 @@
 //! torchvision architectures, batch 32, random weights, one warm-up pass then the mean of 2.
 //! `bench NAME...` runs only those rows (e.g. `bench cifar_resnet resnet18`); `BENCH_NO_PEER=1`
 //! skips the peer. The timing itself is `support::bench`.
+//!
+//! Rounds: the machine this runs on is shared, and both sides move by 15-35% from one minute
+//! to the next. So the candle rows and the peer run alternately `BENCH_ROUNDS` times (default
+//! 3); the table shows each side's best time (the least disturbed) and, next to their ratio,
+//! the range of the per-round ratios (candle round r / torch round r).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -57,34 +62,53 @@ fn main() -> Result<()> {
     support::tune_allocator();
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     println!("candle {} on CPU ({threads} threads)", "0.11.1");
+    let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).filter(|&r| r > 0).unwrap_or(3);
     // `bench NAME...` times only those models (the peer still runs all of its own).
     let only: Vec<String> = std::env::args().skip(1).collect();
-    let mut rows = Vec::new();
-    for case in CASES.iter().filter(|c| only.is_empty() || only.iter().any(|o| o == c.name)) {
-        let ms = time(case.name)?;
-        println!("candle {:<18} batch {:>4}: {ms:8.2} ms/step", case.name, case.batch);
-        rows.push((case, ms));
+    let wanted = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+    let rows: Vec<(String, usize)> = CASES
+        .iter()
+        .filter(|c| wanted(c.name))
+        .map(|c| (c.name.to_string(), c.batch))
+        .chain(INFER.iter().filter(|i| wanted(i.0)).map(|i| (i.0.to_string(), 32)))
+        .collect();
+    // Per round: candle's time of every row, then the peer's.
+    let (mut candle, mut torch): (Vec<Vec<f64>>, Vec<Option<HashMap<String, f64>>>) = (Vec::new(), Vec::new());
+    let mut peer_error = None;
+    for round in 1..=rounds {
+        let mut times = Vec::new();
+        for (name, batch) in &rows {
+            let ms = time(name)?;
+            println!("round {round}: candle {name:<18} batch {batch:>4}: {ms:8.2} ms");
+            times.push(ms);
+        }
+        candle.push(times);
+        println!("round {round}: running the PyTorch peer ...");
+        match torch_peer() {
+            Ok((header, t)) => {
+                println!("peer: {header}");
+                torch.push(Some(t));
+            }
+            Err(e) => {
+                peer_error = Some(e);
+                torch.push(None);
+            }
+        }
     }
-    let mut infer_rows = Vec::new();
-    for &(key, _, _) in INFER.iter().filter(|c| only.is_empty() || only.iter().any(|o| o == c.0)) {
-        let ms = time(key)?;
-        println!("candle {key:<18} batch   32: {ms:8.2} ms/batch (inference)");
-        infer_rows.push((key, ms));
+    println!("\nbest of {rounds} alternating rounds; the last column is the range of the per-round ratios\n");
+    println!("| model | batch | candle ms | torch ms | ratio (candle/torch) | candle GFLOP/s | torch GFLOP/s | per-round ratios |\n| --- | --- | --- | --- | --- | --- | --- | --- |");
+    let best = |v: &mut dyn Iterator<Item = f64>| v.fold(f64::INFINITY, f64::min);
+    for (i, (name, batch)) in rows.iter().enumerate() {
+        let ms = best(&mut candle.iter().map(|r| r[i]));
+        let per_round: Vec<(f64, f64)> = candle.iter().zip(&torch).filter_map(|(c, t)| Some((c[i], *t.as_ref()?.get(name)?))).collect();
+        let t = (!per_round.is_empty()).then(|| best(&mut per_round.iter().map(|p| p.1)));
+        let label = if INFER.iter().any(|inf| inf.0 == *name) { format!("{name} (inference)") } else { name.clone() };
+        let (ts, ratio) = t.map_or(("-".into(), "-".into()), |t| (format!("{t:.2}"), format!("{:.2}", ms / t)));
+        let ratios: Vec<f64> = per_round.iter().map(|(c, t)| c / t).collect();
+        let spread = if ratios.is_empty() { "-".into() } else { format!("{:.2}-{:.2}", best(&mut ratios.iter().copied()), ratios.iter().copied().fold(0.0, f64::max)) };
+        println!("| {label} | {batch} | {ms:.2} | {ts} | {ratio} | {} | {} | {spread} |", gflops(name, Some(ms)), gflops(name, t));
     }
-    println!("running the PyTorch peer ...");
-    let peer = torch_peer();
-    if let Ok((header, _)) = &peer {
-        println!("peer: {header}");
-    }
-    println!("\n| model | batch | candle ms | torch ms | ratio (candle/torch) | candle GFLOP/s | torch GFLOP/s |\n| --- | --- | --- | --- | --- | --- | --- |");
-    let rows = rows.into_iter().map(|(case, ms)| (case.name.to_string(), case.batch, ms)).chain(infer_rows.into_iter().map(|(key, ms)| (key.to_string(), 32, ms)));
-    for (name, batch, ms) in rows {
-        let torch = peer.as_ref().ok().and_then(|(_, t)| t.get(&name).copied());
-        let label = if INFER.iter().any(|i| i.0 == name) { format!("{name} (inference)") } else { name.clone() };
-        let (t, ratio) = torch.map_or(("-".into(), "-".into()), |t| (format!("{t:.2}"), format!("{:.2}", ms / t)));
-        println!("| {label} | {batch} | {ms:.2} | {t} | {ratio} | {} | {} |", gflops(&name, Some(ms)), gflops(&name, torch));
-    }
-    if let Err(e) = peer {
+    if let Some(e) = peer_error {
         println!("\nPyTorch peer skipped: {e}");
     }
     Ok(())
