@@ -61,7 +61,7 @@ fn torch_peer() -> std::result::Result<(String, HashMap<String, f64>), String> {
 fn main() -> Result<()> {
     support::tune_allocator();
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    println!("candle {} on CPU ({threads} threads)", "0.11.1");
+    println!("candle 0.11.1 on CPU ({threads} threads)");
     let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).filter(|&r| r > 0).unwrap_or(3);
     // `bench NAME...` times only those models (the peer still runs all of its own).
     let only: Vec<String> = std::env::args().skip(1).collect();
@@ -73,7 +73,8 @@ fn main() -> Result<()> {
         .chain(INFER.iter().filter(|i| wanted(i.0)).map(|i| (i.0.to_string(), 32)))
         .collect();
     // Per round: candle's time of every row, then the peer's.
-    let (mut candle, mut torch): (Vec<Vec<f64>>, Vec<Option<HashMap<String, f64>>>) = (Vec::new(), Vec::new());
+    let mut candle: Vec<Vec<f64>> = Vec::new();
+    let mut torch: Vec<Option<HashMap<String, f64>>> = Vec::new();
     let mut peer_error = None;
     for round in 1..=rounds {
         let mut times = Vec::new();
