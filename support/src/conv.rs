@@ -12,6 +12,9 @@
 //!   share one gemm (their im2col matrices side by side, at least 512 columns);
 //! - the bias is fused ([`conv2d_bias`]): written before the gemm accumulates, summed in backward.
 //!
+//! Stride-1 layers with at most 16 input and output channels and a 3x3, 5x5 or 7x7 kernel go
+//! to the direct kernels of `conv_direct.rs` instead (no im2col; AVX2 + FMA CPUs).
+//!
 //! Zero padding is symmetric here; `nn::Conv2d` pads explicitly for asymmetric padding.
 
 use crate::{error, Result, Tensor};
@@ -225,6 +228,10 @@ struct Conv2dOp {
     /// ReLU fused on the output: applied in the same pass as the gemm's result, and its mask
     /// (output > 0) applied to the incoming gradient at the start of the backward pass.
     relu: bool,
+    /// `Some(true)` / `Some(false)` forces the direct kernels / im2col + gemm (tests, benchmarks);
+    /// `None` picks by shape ([`crate::conv_direct::applies`]).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    direct: Option<bool>,
 }
 
 impl Conv2dOp {
@@ -241,6 +248,16 @@ impl Conv2dOp {
         Ok(Geometry { n, c, h, w: wd, o, kh, kw, oh, ow, stride: self.stride, pad: self.pad })
     }
 
+    /// The direct kernels' view of `g`, when they are to run it: where
+    /// [`crate::conv_direct::applies`], or wherever they can when forced.
+    #[cfg(target_arch = "x86_64")]
+    fn direct(&self, g: &Geometry) -> Option<crate::conv_direct::Shape> {
+        use crate::conv_direct::{applies, supports, Shape};
+        let s = Shape { c: g.c, h: g.h, w: g.w, o: g.o, k: g.kh, pad: g.pad };
+        let ok = g.kh == g.kw && supports(&s, g.stride) && self.direct.unwrap_or_else(|| applies(&s, g.stride));
+        ok.then_some(s)
+    }
+
     /// `out = conv(x, w) [+ bias]`, the bias written first and the gemm accumulated onto it.
     fn forward(&self, x: &[f32], xl: &Layout, wt: &[f32], wl: &Layout, bias: Option<&[f32]>) -> Result<(CpuStorage, Shape)> {
         let g = self.geometry(xl.dims(), wl.dims())?;
@@ -248,6 +265,12 @@ impl Conv2dOp {
             if b.len() != g.o {
                 return Err(error(format!("conv2d: the bias has {} values for {} output channels", b.len(), g.o)));
             }
+        }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(s) = self.direct(&g) {
+            let mut out = vec![0f32; g.n * g.o * g.ohw()];
+            crate::conv_direct::forward(x, wt, bias, self.relu, &s, &mut out);
+            return Ok((CpuStorage::F32(out), Shape::from((g.n, g.o, g.oh, g.ow))));
         }
         let (ckk, ohw, img) = (g.ckk(), g.ohw(), g.c * g.h * g.w);
         let mut out = vec![0f32; g.n * g.o * ohw];
@@ -298,6 +321,27 @@ impl Conv2dOp {
         let ((xs, xl), (ws, wl), (ds, dl)) = (arg_c.storage_and_layout(), kernel_c.storage_and_layout(), grad_c.storage_and_layout());
         let (x, wt, dy) = (cpu_f32(&xs, xl, "conv2d: input")?, cpu_f32(&ws, wl, "conv2d: weight")?, cpu_f32(&ds, dl, "conv2d: gradient")?);
         let need_dx = arg.track_op();
+        #[cfg(target_arch = "x86_64")]
+        if let Some(s) = self.direct(&g) {
+            let dw = Tensor::from_vec(crate::conv_direct::weight_grad(x, dy, &s), kernel.shape(), kernel.device())?;
+            let db = if with_bias {
+                let mut db = vec![0f32; g.o];
+                for (k, row) in dy.chunks(ohw).enumerate() {
+                    db[k % g.o] += row.iter().sum::<f32>();
+                }
+                Some(Tensor::from_vec(db, g.o, kernel.device())?)
+            } else {
+                None
+            };
+            let dx = if need_dx {
+                let mut dx = vec![0f32; g.n * img];
+                crate::conv_direct::input_grad(dy, wt, &s, &mut dx);
+                Some(Tensor::from_vec(dx, arg.shape(), arg.device())?)
+            } else {
+                None
+            };
+            return Ok((dx, dw, db));
+        }
         let par = inner_parallelism(g.n);
         let chunk = g.n.div_ceil(threads());
         let mut dx = vec![0f32; if need_dx { g.n * img } else { 0 }];
@@ -411,7 +455,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, pad: usize) -> Result<Tenso
     if !(is_cpu_f32(x) && is_cpu_f32(w)) {
         return x.conv2d(w, pad, stride, 1, 1);
     }
-    x.contiguous()?.apply_op2(&w.contiguous()?, Conv2dOp { stride, pad, relu: false })
+    x.contiguous()?.apply_op2(&w.contiguous()?, Conv2dOp { stride, pad, relu: false, direct: None })
 }
 
 /// [`conv2d`] plus a per-channel `bias` of shape `(O,)`, added inside the same op (no
@@ -421,14 +465,30 @@ pub fn conv2d_bias(x: &Tensor, w: &Tensor, bias: &Tensor, stride: usize, pad: us
         let o = w.dim(0)?;
         return x.conv2d(w, pad, stride, 1, 1)?.broadcast_add(&bias.reshape((1, o, 1, 1))?);
     }
-    x.contiguous()?.apply_op3(&w.contiguous()?, &bias.contiguous()?, Conv2dOp { stride, pad, relu: false })
+    x.contiguous()?.apply_op3(&w.contiguous()?, &bias.contiguous()?, Conv2dOp { stride, pad, relu: false, direct: None })
+}
+
+/// [`conv2d_relu`] (or without the ReLU) on a chosen path: `direct` true runs the direct
+/// kernels (`conv_direct.rs`) wherever they can run (x86-64 with AVX2 + FMA, stride 1, a square
+/// kernel, padding below its size; else im2col + gemm), false im2col + gemm. For tests and
+/// benchmarks of the two paths; the other functions choose by shape. CPU f32 tensors only.
+#[doc(hidden)]
+pub fn conv2d_path(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, stride: usize, pad: usize, relu: bool, direct: bool) -> Result<Tensor> {
+    if !(is_cpu_f32(x) && is_cpu_f32(w) && bias.is_none_or(is_cpu_f32)) {
+        return Err(error("conv2d_path runs on CPU f32 tensors only"));
+    }
+    let op = Conv2dOp { stride, pad, relu, direct: Some(direct) };
+    match bias {
+        Some(b) => x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, op),
+        None => x.contiguous()?.apply_op2(&w.contiguous()?, op),
+    }
 }
 
 /// `relu(conv2d(x, w, stride, pad) + bias)` as one op (bias optional): the ReLU costs no extra
 /// pass or buffer in the forward pass, and its backward is folded into the convolution's.
 pub fn conv2d_relu(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, stride: usize, pad: usize) -> Result<Tensor> {
     let cpu_f32 = is_cpu_f32(x) && is_cpu_f32(w) && bias.is_none_or(is_cpu_f32);
-    let op = Conv2dOp { stride, pad, relu: true };
+    let op = Conv2dOp { stride, pad, relu: true, direct: None };
     match bias {
         _ if !cpu_f32 => crate::act::relu(&match bias {
             Some(b) => conv2d_bias(x, w, b, stride, pad)?,

@@ -39,6 +39,8 @@ pub mod augment;
 pub mod bench;
 pub mod cifar;
 pub mod conv;
+#[cfg(target_arch = "x86_64")]
+mod conv_direct;
 pub mod data;
 pub mod efficientnet;
 pub mod imagenet;

@@ -1,0 +1,342 @@
+//! Direct convolution for layers with few channels (stride 1, square kernels): forward pass,
+//! weight gradient and input gradient without an im2col matrix, in AVX2 + FMA. [`crate::conv`]
+//! runs a convolution here when [`applies`] says so, else through im2col + gemm.
+//!
+//! A layer like CIFAR LeNet-5's first (3 -> 6 channels, 5x5) hands gemm a 75-row im2col matrix
+//! per image, 25 times the image, written and then read back for only 6 multiply-adds per
+//! element; copying it costs more than the arithmetic (im2col and its copies were a quarter of
+//! that net's training step). Here the outputs are computed 8 pixels at a time in registers,
+//! the way oneDNN treats small channel counts:
+//!
+//! - forward: `out[o][y][x] = b[o] + sum_{c,i,j} w[o][c][i][j] * xpad[c][y+i][x+j]`: for a block
+//!   of up to 8 output channels, per kernel tap one load of 8 neighbouring input pixels and one
+//!   broadcast weight per channel, accumulated in one register per channel;
+//! - weight gradient: `dW[o][c][i][j] = sum_{y,x} dY[o][y][x] * xpad[c][y+i][x+j]`: per 8 pixels,
+//!   the gradient of `B` channels and the `KW` shifted inputs of one kernel row feed `B * KW`
+//!   accumulators (8-lane partial sums, reduced once per image);
+//! - input gradient: the forward kernel on the output gradient padded by `K-1-pad`, with the
+//!   weights flipped and transposed (`w'[c][o][i][j] = w[o][c][KH-1-i][KW-1-j]`).
+//!
+//! Images are spread over the cores (rayon). Measured on the 2-core reference machine, whole
+//! training steps, alternating with im2col + gemm: CIFAR LeNet-5 -10 to -35%, VGG1 -20%, VGG3
+//! -10 to -18%, the residual ResNet -6 to -23%, Inception -2 to -22%, SimpleCNN -10%.
+//! Only on x86-64 CPUs with AVX2 and FMA ([`available`]); elsewhere gemm does everything.
+
+use std::arch::x86_64::*;
+
+const LANES: usize = 8;
+/// Most output channels per forward block: 8 accumulators + the input + a broadcast register.
+const MAX_BLOCK: usize = 8;
+
+/// A stride-1 convolution's shape: input `(c, h, w)`, `o` filters of `k x k`, zero padding `pad`
+/// on every side.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Shape {
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub o: usize,
+    pub k: usize,
+    pub pad: usize,
+}
+
+impl Shape {
+    fn oh(&self) -> usize {
+        self.h + 2 * self.pad + 1 - self.k
+    }
+    fn ow(&self) -> usize {
+        self.w + 2 * self.pad + 1 - self.k
+    }
+    /// 8-pixel tiles per output row, and the row length they cover.
+    fn tiles(&self) -> usize {
+        self.ow().div_ceil(LANES)
+    }
+    fn tw(&self) -> usize {
+        self.tiles() * LANES
+    }
+    /// The padded plane: `pad` zero rows above and below, `pad` zero columns on the left and
+    /// enough on the right that the last tile's loads stay inside the row.
+    fn hp(&self) -> usize {
+        self.h + 2 * self.pad
+    }
+    fn wp(&self) -> usize {
+        (self.w + 2 * self.pad).max(self.tw() + self.k - 1)
+    }
+    fn taps(&self) -> usize {
+        self.c * self.k * self.k
+    }
+    /// Forward block: `o` split into equal blocks of at most [`MAX_BLOCK`] channels.
+    fn block(&self) -> usize {
+        self.o.div_ceil(self.o.div_ceil(MAX_BLOCK))
+    }
+    /// The input gradient's convolution: `o` input channels, `c` outputs, padding `K-1-pad`.
+    fn adjoint(&self) -> Shape {
+        Shape { c: self.o, h: self.oh(), w: self.ow(), o: self.c, k: self.k, pad: self.k - 1 - self.pad }
+    }
+}
+
+/// Whether this CPU has the kernels' instructions (AVX2 and FMA; checked once, then cached).
+pub(crate) fn available() -> bool {
+    std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+}
+
+/// Whether the direct kernels run this convolution rather than im2col + gemm: stride 1, a
+/// square 3x3, 5x5 or 7x7 kernel with padding below its size, at most 16 input and 16 output
+/// channels (gemm then does few multiply-adds per im2col element; the input gradient's outputs
+/// are the input channels), rows at least one vector wide, and a CPU with AVX2 + FMA.
+pub(crate) fn applies(s: &Shape, stride: usize) -> bool {
+    supports(s, stride) && s.o <= 16 && s.c <= 16 && matches!(s.k, 3 | 5 | 7) && s.ow() >= LANES
+}
+
+/// Whether the kernels can run `s` at all (what a caller forcing this path gets).
+pub(crate) fn supports(s: &Shape, stride: usize) -> bool {
+    stride == 1 && s.k >= 1 && s.pad < s.k && available()
+}
+
+/// Copies image `x` (`c, h, w`) into `buf` as zero-padded planes (`c, hp, wp`).
+fn pad_into(x: &[f32], s: &Shape, buf: &mut Vec<f32>) {
+    let (hp, wp) = (s.hp(), s.wp());
+    buf.clear();
+    buf.resize(s.c * hp * wp, 0.0);
+    for c in 0..s.c {
+        for y in 0..s.h {
+            let dst = (c * hp + y + s.pad) * wp + s.pad;
+            buf[dst..dst + s.w].copy_from_slice(&x[(c * s.h + y) * s.w..][..s.w]);
+        }
+    }
+}
+
+/// The weights `(o, c, k, k)` regrouped per forward block of `B` channels as `[block][tap][B]`
+/// (the missing channels of a last, smaller block zero).
+fn pack_weights(w: &[f32], s: &Shape) -> Vec<f32> {
+    let (b, taps) = (s.block(), s.taps());
+    let mut out = vec![0f32; s.o.div_ceil(b) * taps * b];
+    for o in 0..s.o {
+        for t in 0..taps {
+            out[((o / b) * taps + t) * b + o % b] = w[o * taps + t];
+        }
+    }
+    out
+}
+
+/// The flipped, transposed weights of the input gradient: `w'[c][o][i][j] = w[o][c][K-1-i][K-1-j]`.
+fn adjoint_weights(w: &[f32], s: &Shape) -> Vec<f32> {
+    let (kk, taps) = (s.k * s.k, s.taps());
+    let mut out = vec![0f32; w.len()];
+    for o in 0..s.o {
+        for c in 0..s.c {
+            for t in 0..kk {
+                out[(c * s.o + o) * kk + (kk - 1 - t)] = w[o * taps + c * kk + t];
+            }
+        }
+    }
+    out
+}
+
+/// Horizontal sum of the 8 lanes.
+#[target_feature(enable = "avx2,fma")]
+fn hsum(a: __m256) -> f32 {
+    let mut v = [0f32; LANES];
+    // SAFETY: `v` holds 8 floats.
+    unsafe { _mm256_storeu_ps(v.as_mut_ptr(), a) };
+    v.iter().sum()
+}
+
+/// One image: `out (o, oh, ow) = conv(xp, w) [+ bias]`, then ReLU if `relu`. `xp` is the padded
+/// image, `wpk` the weights packed by [`pack_weights`] for blocks of `B`, `offs[t]` the offset
+/// of tap `t = (c, i, j)` in `xp`.
+#[target_feature(enable = "avx2,fma")]
+fn forward_image<const B: usize>(xp: &[f32], wpk: &[f32], offs: &[usize], bias: Option<&[f32]>, relu: bool, s: &Shape, out: &mut [f32]) {
+    let (oh, ow, wp, taps) = (s.oh(), s.ow(), s.wp(), s.taps());
+    // The farthest load: the last tile of the last row at the farthest tap.
+    assert!(offs.len() == taps && (oh - 1) * wp + s.tw() - LANES + offs.iter().max().copied().unwrap_or(0) + LANES <= xp.len());
+    for (blk, wb) in wpk.chunks_exact(taps * B).enumerate() {
+        let o0 = blk * B;
+        for y in 0..oh {
+            for t in 0..s.tiles() {
+                let base = xp[y * wp + t * LANES..].as_ptr();
+                let mut acc = [_mm256_setzero_ps(); B];
+                for (wt, &off) in wb.chunks_exact(B).zip(offs) {
+                    // SAFETY: base + off + 8 stays inside xp (asserted above).
+                    let x = unsafe { _mm256_loadu_ps(base.add(off)) };
+                    for (a, &w) in acc.iter_mut().zip(wt) {
+                        *a = _mm256_fmadd_ps(_mm256_set1_ps(w), x, *a);
+                    }
+                }
+                let (x0, len) = (t * LANES, LANES.min(ow - t * LANES));
+                for (k, a) in acc.iter().enumerate().take(s.o - o0) {
+                    let mut v = [0f32; LANES];
+                    // SAFETY: `v` holds 8 floats.
+                    unsafe { _mm256_storeu_ps(v.as_mut_ptr(), *a) };
+                    let b = bias.map_or(0.0, |b| b[o0 + k]);
+                    let dst = &mut out[((o0 + k) * oh + y) * ow + x0..][..len];
+                    for (d, v) in dst.iter_mut().zip(v) {
+                        *d = if relu { (v + b).max(0.0) } else { v + b };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One image's weight gradient, added into `dw (o, taps)`: for `B` output channels and one
+/// kernel row (`K` taps of input channel `c`, row `i`) at a time, per 8 pixels `B` gradient loads
+/// and `K` shifted input loads feed `B * K` independent accumulators. `dyp` is the output
+/// gradient with rows zero-extended to whole tiles (`oh` rows of `tw`) and whole blocks of `B`
+/// planes (the extra planes zero).
+#[target_feature(enable = "avx2,fma")]
+fn weight_grad_image<const K: usize, const B: usize>(xp: &[f32], dyp: &[f32], s: &Shape, dw: &mut [f32]) {
+    let (oh, hp, wp, taps, tw) = (s.oh(), s.hp(), s.wp(), s.taps(), s.tw());
+    let plane = oh * tw;
+    // Rows i..i+oh of a plane and columns up to tw + K - 2 lie inside it; B planes per block in dyp.
+    assert!(s.k == K && s.c * hp * wp <= xp.len() && tw + K - 1 <= wp && dyp.len() >= s.o.div_ceil(B) * B * plane);
+    for o0 in (0..s.o).step_by(B) {
+        let dys: [*const f32; B] = std::array::from_fn(|k| dyp[(o0 + k) * plane..].as_ptr());
+        for c in 0..s.c {
+            for i in 0..K {
+                let x = xp[(c * hp + i) * wp..].as_ptr();
+                let mut acc = [[_mm256_setzero_ps(); K]; B];
+                for y in 0..oh {
+                    for t in (0..tw).step_by(LANES) {
+                        // SAFETY: row y of each gradient plane and row i + y of the input plane,
+                        // columns t..t + K + 7, are inside their buffers (asserted above).
+                        let d: [__m256; B] = std::array::from_fn(|b| unsafe { _mm256_loadu_ps(dys[b].add(y * tw + t)) });
+                        for j in 0..K {
+                            let xv = unsafe { _mm256_loadu_ps(x.add(y * wp + t + j)) };
+                            for b in 0..B {
+                                acc[b][j] = _mm256_fmadd_ps(d[b], xv, acc[b][j]);
+                            }
+                        }
+                    }
+                }
+                for (k, row) in acc.iter().enumerate().take(s.o - o0) {
+                    let at = (o0 + k) * taps + (c * K + i) * K;
+                    for (d, a) in dw[at..at + K].iter_mut().zip(row) {
+                        *d += hsum(*a);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Channels per weight-gradient block for a `k x k` kernel: `B * k` accumulators, at most 12 of
+/// the 16 registers (the dispatch in `weight_grad_one` follows this table).
+fn weight_grad_block(k: usize) -> usize {
+    match k {
+        1..=3 => 4,
+        4 => 3,
+        5 | 6 => 2,
+        _ => 1,
+    }
+}
+
+fn forward_one(xp: &[f32], wpk: &[f32], offs: &[usize], bias: Option<&[f32]>, relu: bool, s: &Shape, out: &mut [f32]) {
+    assert!(available());
+    // SAFETY: the CPU has AVX2 and FMA (asserted above).
+    unsafe {
+        match s.block() {
+            1 => forward_image::<1>(xp, wpk, offs, bias, relu, s, out),
+            2 => forward_image::<2>(xp, wpk, offs, bias, relu, s, out),
+            3 => forward_image::<3>(xp, wpk, offs, bias, relu, s, out),
+            4 => forward_image::<4>(xp, wpk, offs, bias, relu, s, out),
+            5 => forward_image::<5>(xp, wpk, offs, bias, relu, s, out),
+            6 => forward_image::<6>(xp, wpk, offs, bias, relu, s, out),
+            7 => forward_image::<7>(xp, wpk, offs, bias, relu, s, out),
+            _ => forward_image::<8>(xp, wpk, offs, bias, relu, s, out),
+        }
+    }
+}
+
+fn weight_grad_one(xp: &[f32], dyp: &[f32], s: &Shape, dw: &mut [f32]) {
+    assert!(available());
+    // SAFETY: the CPU has AVX2 and FMA (asserted above).
+    unsafe {
+        match s.k {
+            1 => weight_grad_image::<1, 4>(xp, dyp, s, dw),
+            2 => weight_grad_image::<2, 4>(xp, dyp, s, dw),
+            3 => weight_grad_image::<3, 4>(xp, dyp, s, dw),
+            4 => weight_grad_image::<4, 3>(xp, dyp, s, dw),
+            5 => weight_grad_image::<5, 2>(xp, dyp, s, dw),
+            6 => weight_grad_image::<6, 2>(xp, dyp, s, dw),
+            7 => weight_grad_image::<7, 1>(xp, dyp, s, dw),
+            k => weight_grad_image_any(xp, dyp, s, dw, k),
+        }
+    }
+}
+
+/// Kernels wider than 7 (not used by [`applies`]; reachable by forcing the path): one tap at a
+/// time, a block of one channel.
+#[target_feature(enable = "avx2,fma")]
+fn weight_grad_image_any(xp: &[f32], dyp: &[f32], s: &Shape, dw: &mut [f32], k: usize) {
+    let (oh, hp, wp, taps, tw) = (s.oh(), s.hp(), s.wp(), s.taps(), s.tw());
+    assert!(s.c * hp * wp <= xp.len() && tw + k - 1 <= wp && dyp.len() >= s.o * oh * tw);
+    for o in 0..s.o {
+        for c in 0..s.c {
+            for i in 0..k {
+                for j in 0..k {
+                    let mut acc = _mm256_setzero_ps();
+                    for y in 0..oh {
+                        for t in (0..tw).step_by(LANES) {
+                            // SAFETY: as in weight_grad_image (asserted above).
+                            let d = unsafe { _mm256_loadu_ps(dyp[(o * oh + y) * tw + t..].as_ptr()) };
+                            let x = unsafe { _mm256_loadu_ps(xp[(c * hp + i + y) * wp + t + j..].as_ptr()) };
+                            acc = _mm256_fmadd_ps(d, x, acc);
+                        }
+                    }
+                    dw[o * taps + (c * k + i) * k + j] += hsum(acc);
+                }
+            }
+        }
+    }
+}
+
+/// The forward pass of images `x` (`n, c, h, w`) into `out` (`n, o, oh, ow`), parallel over images.
+/// Needs [`supports`].
+pub(crate) fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool, s: &Shape, out: &mut [f32]) {
+    use rayon::prelude::*;
+    let (img, out_img) = (s.c * s.h * s.w, s.o * s.oh() * s.ow());
+    let (hp, wp) = (s.hp(), s.wp());
+    let offs: Vec<usize> = (0..s.c).flat_map(|c| (0..s.k).flat_map(move |i| (0..s.k).map(move |j| (c * hp + i) * wp + j))).collect();
+    let wpk = pack_weights(w, s);
+    out.par_chunks_mut(out_img).zip(x.par_chunks(img)).for_each_init(Vec::new, |xp, (out, x)| {
+        pad_into(x, s, xp);
+        forward_one(xp, &wpk, &offs, bias, relu, s, out);
+    });
+}
+
+/// The weight gradient `(o, c, k, k)` of images `x` (`n, c, h, w`) for the output gradient `dy`
+/// (`n, o, oh, ow`): each core sums over its share of the images, the shares are added at the end.
+pub(crate) fn weight_grad(x: &[f32], dy: &[f32], s: &Shape) -> Vec<f32> {
+    use rayon::prelude::*;
+    let (img, out_img, oh, ow, tw) = (s.c * s.h * s.w, s.o * s.oh() * s.ow(), s.oh(), s.ow(), s.tw());
+    let n = x.len() / img.max(1);
+    let per = n.div_ceil(crate::conv::threads()).max(1);
+    let b = weight_grad_block(s.k);
+    let planes = s.o.div_ceil(b) * b; // whole blocks of channels
+    let parts: Vec<Vec<f32>> = (0..n.div_ceil(per))
+        .into_par_iter()
+        .map(|part| {
+            let (mut xp, mut dyp, mut dw) = (Vec::new(), vec![0f32; planes * oh * tw], vec![0f32; s.o * s.taps()]);
+            for i in part * per..((part + 1) * per).min(n) {
+                pad_into(&x[i * img..(i + 1) * img], s, &mut xp);
+                // The real channels' rows; their tails and the extra planes stay zero.
+                for (row, src) in dyp.chunks_exact_mut(tw).zip(dy[i * out_img..(i + 1) * out_img].chunks_exact(ow)) {
+                    row[..ow].copy_from_slice(src);
+                }
+                weight_grad_one(&xp, &dyp, s, &mut dw);
+            }
+            dw
+        })
+        .collect();
+    let mut dw = vec![0f32; s.o * s.taps()];
+    for p in parts {
+        dw.iter_mut().zip(p).for_each(|(a, b)| *a += b);
+    }
+    dw
+}
+
+/// The input gradient `(n, c, h, w)` for the output gradient `dy` (`n, o, oh, ow`).
+pub(crate) fn input_grad(dy: &[f32], w: &[f32], s: &Shape, dx: &mut [f32]) {
+    forward(dy, &adjoint_weights(w, s), None, false, &s.adjoint(), dx);
+}
