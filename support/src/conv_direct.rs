@@ -18,8 +18,9 @@
 //!   weights flipped and transposed (`w'[c][o][i][j] = w[o][c][KH-1-i][KW-1-j]`).
 //!
 //! Images are spread over the cores (rayon). Measured on the 2-core reference machine, whole
-//! training steps, alternating with im2col + gemm: CIFAR LeNet-5 -10 to -35%, VGG1 -20%, VGG3
-//! -10 to -18%, the residual ResNet -6 to -23%, Inception -2 to -22%, SimpleCNN -10%.
+//! training steps, two rounds alternating with im2col + gemm: CIFAR LeNet-5 -16 to -36%, VGG1
+//! -6 to -10%, VGG3 -10 to -18%, the residual ResNet -11 to -15%; Inception and the MNIST CNNs
+//! within the run-to-run noise (+-10%).
 //! Only on x86-64 CPUs with AVX2 and FMA ([`available`]); elsewhere gemm does everything.
 
 use std::arch::x86_64::*;
