@@ -60,8 +60,10 @@ fn valid_cols(g: &Geometry, kj: usize) -> (usize, usize) {
 
 /// col[(c*KH + ki)*KW + kj][oy*OW + ox] = x[c][oy*s - p + ki][ox*s - p + kj] (0 outside), the
 /// rows `ld` apart (`ld` > OH*OW when several images share one matrix, see [`group_size`]).
-/// Rows are copied as slices (stride 1) or gathered without per-pixel bounds checks.
-fn im2col(x: &[f32], g: &Geometry, col: &mut [f32], ld: usize) {
+/// Rows are copied as slices (stride 1) or gathered without per-pixel bounds checks. With
+/// `zeros` false the entries outside the image are left as they are: they depend only on the
+/// geometry, so a buffer that already holds this layout's zeros keeps them.
+fn im2col(x: &[f32], g: &Geometry, col: &mut [f32], ld: usize, zeros: bool) {
     let ohw = g.ohw();
     for c in 0..g.c {
         for ki in 0..g.kh {
@@ -72,12 +74,16 @@ fn im2col(x: &[f32], g: &Geometry, col: &mut [f32], ld: usize) {
                     let y = (oy * g.stride + ki) as isize - g.pad as isize;
                     let dst = &mut row[oy * g.ow..(oy + 1) * g.ow];
                     if y < 0 || y >= g.h as isize || lo >= hi {
-                        dst.fill(0.0);
+                        if zeros {
+                            dst.fill(0.0);
+                        }
                         continue;
                     }
                     let src = &x[(c * g.h + y as usize) * g.w..][..g.w];
-                    dst[..lo].fill(0.0);
-                    dst[hi..].fill(0.0);
+                    if zeros {
+                        dst[..lo].fill(0.0);
+                        dst[hi..].fill(0.0);
+                    }
                     let first = lo * g.stride + kj - g.pad;
                     if g.stride == 1 {
                         dst[lo..hi].copy_from_slice(&src[first..first + hi - lo]);
@@ -172,24 +178,42 @@ fn group_size(g: &Geometry, per_thread: usize) -> usize {
     MIN_GEMM_COLS.div_ceil(g.ohw().max(1)).clamp(1, per_thread.max(1))
 }
 
+/// One core's im2col scratch matrix, allocated zeroed, and the row length `ld` whose padding
+/// entries it already holds (they are zero and the same for every image, so they are written
+/// once per layout, not once per image: those short fills were 5% of Inception's step).
+struct ColBuf {
+    buf: Vec<f32>,
+    /// The `ld` last written (0: none yet, the buffer is all zeros and fits every layout).
+    layout: usize,
+}
+
+impl ColBuf {
+    fn new(len: usize) -> Self {
+        ColBuf { buf: vec![0f32; len], layout: 0 }
+    }
+}
+
 /// The `(C*KH*KW, m*OH*OW)` gemm operand of images `xs[0..m]` (each `C*H*W`): their im2col
 /// matrices side by side in `col`, or for a lone pointwise image the image itself.
-fn gemm_input<'a>(xs: &'a [f32], m: usize, g: &Geometry, col: &'a mut [f32]) -> &'a [f32] {
+fn gemm_input<'a>(xs: &'a [f32], m: usize, g: &Geometry, col: &'a mut ColBuf) -> &'a [f32] {
     let (img, ohw, ckk) = (g.c * g.h * g.w, g.ohw(), g.ckk());
     if g.pointwise() && m == 1 {
         return &xs[..img];
     }
     let ld = m * ohw;
+    // A fresh buffer holds every layout's padding zeros; a used one only its own layout's.
+    let zeros = col.layout != 0 && col.layout != ld;
+    col.layout = ld;
     for (i, xb) in xs.chunks(img).take(m).enumerate() {
         if g.pointwise() {
             for (c, plane) in xb.chunks(ohw).enumerate() {
-                col[c * ld + i * ohw..][..ohw].copy_from_slice(plane);
+                col.buf[c * ld + i * ohw..][..ohw].copy_from_slice(plane);
             }
         } else {
-            im2col(xb, g, &mut col[i * ohw..], ld);
+            im2col(xb, g, &mut col.buf[i * ohw..], ld, zeros);
         }
     }
-    &col[..ckk * ld]
+    &col.buf[..ckk * ld]
 }
 
 pub(crate) fn threads() -> usize {
@@ -278,7 +302,7 @@ impl Conv2dOp {
         let chunk = g.n.div_ceil(threads());
         let gsz = group_size(&g, chunk);
         out.par_chunks_mut(chunk * g.o * ohw).enumerate().for_each(|(t, out)| {
-            let mut col = vec![0f32; if g.pointwise() && gsz == 1 { 0 } else { ckk * gsz * ohw }];
+            let mut col = ColBuf::new(if g.pointwise() && gsz == 1 { 0 } else { ckk * gsz * ohw });
             let mut wide = vec![0f32; if gsz == 1 { 0 } else { g.o * gsz * ohw }];
             for (j, dst) in out.chunks_mut(gsz * g.o * ohw).enumerate() {
                 let (first, m) = (t * chunk + j * gsz, dst.len() / (g.o * ohw));
@@ -352,7 +376,7 @@ impl Conv2dOp {
             .enumerate()
             .map(|(t, dx)| {
                 let cols = gsz * ohw;
-                let mut col = vec![0f32; if g.pointwise() && gsz == 1 { 0 } else { ckk * cols }];
+                let mut col = ColBuf::new(if g.pointwise() && gsz == 1 { 0 } else { ckk * cols });
                 let mut dy_wide = vec![0f32; if gsz == 1 { 0 } else { g.o * cols }];
                 let mut dcol = vec![0f32; if need_dx && !(g.pointwise() && gsz == 1) { ckk * cols } else { 0 }];
                 let mut dw = vec![0f32; g.o * ckk]; // column-major

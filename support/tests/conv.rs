@@ -218,6 +218,7 @@ fn grouped_small_maps_match_candle() {
         (9, 3, 4, 6, 3, 2, 1, false),
         (21, 6, 2, 4, 3, 1, 1, false),
         (9, 3, 6, 12, 5, 1, 2, true), // CIFAR LeNet-5's first layer: O = 6 rows against C*K*K = 75
+        (40, 20, 5, 8, 3, 1, 1, false), // per core: groups of 8, 8 and 4 images (the im2col layout changes)
     ] {
         let x = support::candle::Var::from_vec(rng.uniform_vec(n * c * hw * hw, -1.0, 1.0), (n, c, hw, hw), &Device::Cpu).unwrap();
         let w = support::candle::Var::from_vec(rng.uniform_vec(o * c * k * k, -0.5, 0.5), (o, c, k, k), &Device::Cpu).unwrap();
