@@ -81,8 +81,13 @@ impl Params {
     /// (copying the values, not sharing them); `source` names `other` in error messages.
     pub fn copy_from(&self, other: &Params, source: &str) -> Result<()> {
         // `Var::set` copies the values into this model's own storage.
-        let map: HashMap<String, Tensor> = other.vars.iter().chain(&other.buffers).map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
-        self.load_tensors(&map, source)
+        self.load_tensors(&other.state_dict(), source)
+    }
+
+    /// Every parameter and buffer by its PyTorch `state_dict` name (the tensors share storage
+    /// with the model).
+    pub fn state_dict(&self) -> HashMap<String, Tensor> {
+        self.vars.iter().chain(&self.buffers).map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect()
     }
 
     /// Total number of scalar parameters (PyTorch: `sum(p.numel() for p in model.parameters())`).
@@ -97,8 +102,7 @@ impl Params {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| error(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let map: HashMap<String, Tensor> = self.vars.iter().chain(&self.buffers).map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
-        candle_core::safetensors::save(&map, path)
+        candle_core::safetensors::save(&self.state_dict(), path)
     }
 
     /// Loads every parameter and buffer from a checkpoint: a `.safetensors` file written by

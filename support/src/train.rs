@@ -198,10 +198,9 @@ const CKPT_HISTORY: &str = "history.";
 impl Checkpoint<'_> {
     fn save(&self, model: &dyn Model, optimizer: &dyn Optimizer, history: &History, loader: &DataLoader) -> Result<()> {
         let cpu = candle_core::Device::Cpu;
-        let params = model.params();
         let mut map: HashMap<String, Tensor> = HashMap::new();
-        for (name, var) in params.named().iter().chain(params.buffers()) {
-            map.insert(format!("{CKPT_MODEL}{name}"), var.as_tensor().to_device(&cpu)?);
+        for (name, t) in model.params().state_dict() {
+            map.insert(format!("{CKPT_MODEL}{name}"), t.to_device(&cpu)?);
         }
         map.extend(optimizer.state()?.into_iter().map(|(k, t)| (format!("{CKPT_OPTIM}{k}"), t)));
         map.extend(history.tensors(CKPT_HISTORY)?);
