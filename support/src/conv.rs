@@ -12,8 +12,9 @@
 //!   share one gemm (their im2col matrices side by side, at least 512 columns);
 //! - the bias is fused ([`conv2d_bias`]): written before the gemm accumulates, summed in backward.
 //!
-//! Stride-1 layers with at most 16 input and output channels and a 3x3, 5x5 or 7x7 kernel go
-//! to the direct kernels of `conv_direct.rs` instead (no im2col; AVX2 + FMA CPUs).
+//! Stride-1 layers with a 3x3, 5x5 or 7x7 kernel and up to 128 -> 64 channels run their forward
+//! pass and input gradient in the direct kernels of `conv_direct.rs` instead (no im2col; AVX2 +
+//! FMA CPUs), and with at most 16 input and output channels their weight gradient too.
 //!
 //! Zero padding is symmetric here; `nn::Conv2d` pads explicitly for asymmetric padding.
 
@@ -345,27 +346,37 @@ impl Conv2dOp {
         let ((xs, xl), (ws, wl), (ds, dl)) = (arg_c.storage_and_layout(), kernel_c.storage_and_layout(), grad_c.storage_and_layout());
         let (x, wt, dy) = (cpu_f32(&xs, xl, "conv2d: input")?, cpu_f32(&ws, wl, "conv2d: weight")?, cpu_f32(&ds, dl, "conv2d: gradient")?);
         let need_dx = arg.track_op();
+        // The direct kernels' input gradient, and their weight gradient where that is faster
+        // than im2col + gemm (few channels); else the gemm loop below computes dW (and dX).
         #[cfg(target_arch = "x86_64")]
-        if let Some(s) = self.direct(&g) {
-            let dw = Tensor::from_vec(crate::conv_direct::weight_grad(x, dy, &s), kernel.shape(), kernel.device())?;
-            let db = if with_bias {
-                let mut db = vec![0f32; g.o];
-                for (k, row) in dy.chunks(ohw).enumerate() {
-                    db[k % g.o] += row.iter().sum::<f32>();
+        let (dx_direct, need_dx) = match self.direct(&g) {
+            Some(s) => {
+                let dx = if need_dx {
+                    let mut dx = vec![0f32; g.n * img];
+                    crate::conv_direct::input_grad(dy, wt, &s, &mut dx);
+                    Some(Tensor::from_vec(dx, arg.shape(), arg.device())?)
+                } else {
+                    None
+                };
+                if self.direct.unwrap_or_else(|| crate::conv_direct::weight_grad_applies(&s)) {
+                    let dw = Tensor::from_vec(crate::conv_direct::weight_grad(x, dy, &s), kernel.shape(), kernel.device())?;
+                    let db = if with_bias {
+                        let mut db = vec![0f32; g.o];
+                        for (k, row) in dy.chunks(ohw).enumerate() {
+                            db[k % g.o] += row.iter().sum::<f32>();
+                        }
+                        Some(Tensor::from_vec(db, g.o, kernel.device())?)
+                    } else {
+                        None
+                    };
+                    return Ok((dx, dw, db));
                 }
-                Some(Tensor::from_vec(db, g.o, kernel.device())?)
-            } else {
-                None
-            };
-            let dx = if need_dx {
-                let mut dx = vec![0f32; g.n * img];
-                crate::conv_direct::input_grad(dy, wt, &s, &mut dx);
-                Some(Tensor::from_vec(dx, arg.shape(), arg.device())?)
-            } else {
-                None
-            };
-            return Ok((dx, dw, db));
-        }
+                (dx, false)
+            }
+            None => (None, need_dx),
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let dx_direct: Option<Tensor> = None;
         let par = inner_parallelism(g.n);
         let chunk = g.n.div_ceil(threads());
         let mut dx = vec![0f32; if need_dx { g.n * img } else { 0 }];
@@ -436,7 +447,7 @@ impl Conv2dOp {
             db.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
         }
         let dw = Tensor::from_vec(dw, kernel.shape(), kernel.device())?;
-        let dx = if need_dx { Some(Tensor::from_vec(dx, arg.shape(), arg.device())?) } else { None };
+        let dx = if need_dx { Some(Tensor::from_vec(dx, arg.shape(), arg.device())?) } else { dx_direct };
         let db = if with_bias { Some(Tensor::from_vec(db, g.o, kernel.device())?) } else { None };
         Ok((dx, dw, db))
     }

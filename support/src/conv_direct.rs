@@ -1,6 +1,7 @@
-//! Direct convolution for layers with few channels (stride 1, square kernels): forward pass,
-//! weight gradient and input gradient without an im2col matrix, in AVX2 + FMA. [`crate::conv`]
-//! runs a convolution here when [`applies`] says so, else through im2col + gemm.
+//! Direct convolution for the stride-1, square-kernel layers of the CIFAR-sized nets: forward
+//! pass, weight gradient and input gradient without an im2col matrix, in AVX2 + FMA.
+//! [`crate::conv`] runs a layer's forward pass and input gradient here when [`applies`] says so,
+//! and its weight gradient too when [`weight_grad_applies`] (few channels); else im2col + gemm.
 //!
 //! A layer like CIFAR LeNet-5's first (3 -> 6 channels, 5x5) hands gemm a 75-row im2col matrix
 //! per image, 25 times the image, written and then read back for only 6 multiply-adds per
@@ -13,14 +14,19 @@
 //!   broadcast weight per channel, accumulated in one register per channel;
 //! - weight gradient: `dW[o][c][i][j] = sum_{y,x} dY[o][y][x] * xpad[c][y+i][x+j]`: per 8 pixels,
 //!   the gradient of `B` channels and the `KW` shifted inputs of one kernel row feed `B * KW`
-//!   accumulators (8-lane partial sums, reduced once per image);
+//!   accumulators (8-lane partial sums over a group of images that fits the L2 cache, reduced
+//!   once per group);
 //! - input gradient: the forward kernel on the output gradient padded by `K-1-pad`, with the
 //!   weights flipped and transposed (`w'[c][o][i][j] = w[o][c][KH-1-i][KW-1-j]`).
 //!
 //! Images are spread over the cores (rayon). Measured on the 2-core reference machine, whole
 //! training steps, two rounds alternating with im2col + gemm: CIFAR LeNet-5 -16 to -36%, VGG1
 //! -6 to -10%, VGG3 -10 to -18%, the residual ResNet -11 to -15%; Inception and the MNIST CNNs
-//! within the run-to-run noise (+-10%).
+//! within the run-to-run noise (+-10%). Then the forward pass and input gradient of the wider
+//! layers too (up to 128 -> 64 channels), with the weight gradient kept in registers (3 channels
+//! per 3x3 block, not 4: 17 registers spilled) and summed over image groups: three alternating
+//! rounds of the bench binary (2 threads, training paused), ResNet 0 to -13%, Inception -9 to
+//! -17%.
 //! Only on x86-64 CPUs with AVX2 and FMA ([`available`]); elsewhere gemm does everything.
 
 use std::arch::x86_64::*;
@@ -81,12 +87,24 @@ pub(crate) fn available() -> bool {
     std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
 }
 
-/// Whether the direct kernels run this convolution rather than im2col + gemm: stride 1, a
-/// square 3x3, 5x5 or 7x7 kernel with padding below its size, at most 16 input and 16 output
-/// channels (gemm then does few multiply-adds per im2col element; the input gradient's outputs
-/// are the input channels), rows at least one vector wide, and a CPU with AVX2 + FMA.
+/// Whether the direct kernels run this convolution's forward pass and input gradient rather than
+/// im2col + gemm: stride 1, a square 3x3, 5x5 or 7x7 kernel with padding below its size, rows
+/// at least one vector wide, a CPU with AVX2 + FMA, and a layer whose padded image and weight
+/// block stay in a core's L2 cache (at most 128 input and 64 output channels, a padded image of
+/// at most 64K values: every CIFAR layer, none of VGG-16's on ImageNet). Measured per layer
+/// (one thread, batch 256, forward / input gradient, ms, direct vs im2col + gemm): 32 channels
+/// 16x16 3x3 18-21 / 16-20 vs 27-29 / 25-34; 64 channels 8x8 18-20 / 22-28 vs 23-25 / 28;
+/// Inception's 112 -> 64 5x5 on 8x8 75-82 / 77-81 vs 118-154 / 147-191.
 pub(crate) fn applies(s: &Shape, stride: usize) -> bool {
-    supports(s, stride) && s.o <= 16 && s.c <= 16 && matches!(s.k, 3 | 5 | 7) && s.ow() >= LANES
+    supports(s, stride) && matches!(s.k, 3 | 5 | 7) && s.ow() >= LANES && s.c <= 128 && s.o <= 64 && s.c * s.hp() * s.wp() <= 1 << 16
+}
+
+/// Whether the weight gradient of a layer the kernels run ([`applies`]) is computed here too: at
+/// most 16 input and output channels. Beyond that im2col + gemm is faster (its gemm does `O`
+/// multiply-adds per loaded value; here each 8-pixel block is reduced per channel pair), e.g.
+/// 32 channels 16x16 41-45 ms vs 57-59, 64 channels 8x8 23-29 vs 47-48.
+pub(crate) fn weight_grad_applies(s: &Shape) -> bool {
+    s.c <= 16 && s.o <= 16
 }
 
 /// Whether the kernels can run `s` at all (what a caller forcing this path gets).
@@ -96,13 +114,19 @@ pub(crate) fn supports(s: &Shape, stride: usize) -> bool {
 
 /// Copies image `x` (`c, h, w`) into `buf` as zero-padded planes (`c, hp, wp`).
 fn pad_into(x: &[f32], s: &Shape, buf: &mut Vec<f32>) {
-    let (hp, wp) = (s.hp(), s.wp());
     buf.clear();
-    buf.resize(s.c * hp * wp, 0.0);
+    buf.resize(s.c * s.hp() * s.wp(), 0.0);
+    pad_image(x, s, buf);
+}
+
+/// Writes the pixels of image `x` into the padded planes `dst` (`c, hp, wp`), whose borders are
+/// left as they are (zero in every caller's buffer: only the interior is ever written).
+fn pad_image(x: &[f32], s: &Shape, dst: &mut [f32]) {
+    let (hp, wp) = (s.hp(), s.wp());
     for c in 0..s.c {
         for y in 0..s.h {
-            let dst = (c * hp + y + s.pad) * wp + s.pad;
-            buf[dst..dst + s.w].copy_from_slice(&x[(c * s.h + y) * s.w..][..s.w]);
+            let at = (c * hp + y + s.pad) * wp + s.pad;
+            dst[at..at + s.w].copy_from_slice(&x[(c * s.h + y) * s.w..][..s.w]);
         }
     }
 }
@@ -180,32 +204,36 @@ fn forward_image<const B: usize>(xp: &[f32], wpk: &[f32], offs: &[usize], bias: 
     }
 }
 
-/// One image's weight gradient, added into `dw (o, taps)`: for `B` output channels and one
-/// kernel row (`K` taps of input channel `c`, row `i`) at a time, per 8 pixels `B` gradient loads
-/// and `K` shifted input loads feed `B * K` independent accumulators. `dyp` is the output
-/// gradient with rows zero-extended to whole tiles (`oh` rows of `tw`) and whole blocks of `B`
-/// planes (the extra planes zero).
+/// The weight gradient of a group of `imgs` images, added into `dw (o, taps)`: for `B` output
+/// channels and one kernel row (`K` taps of input channel `c`, row `i`) at a time, per 8 pixels
+/// `B` gradient loads and `K` shifted input loads feed `B * K` independent accumulators, summed
+/// over the group's images before their lanes are added up (on an 8x8 map one image gives
+/// each accumulator only 8 vector steps). `xp` holds the padded images one after the other,
+/// `dyp` their output gradients with rows zero-extended to whole tiles (`oh` rows of `tw`) and
+/// whole blocks of `B` planes (the extra planes zero), `planes` planes per image.
 #[target_feature(enable = "avx2,fma")]
-fn weight_grad_image<const K: usize, const B: usize>(xp: &[f32], dyp: &[f32], s: &Shape, dw: &mut [f32]) {
+fn weight_grad_group<const K: usize, const B: usize>(xp: &[f32], dyp: &[f32], imgs: usize, planes: usize, s: &Shape, dw: &mut [f32]) {
     let (oh, hp, wp, taps, tw) = (s.oh(), s.hp(), s.wp(), s.taps(), s.tw());
-    let plane = oh * tw;
+    let (plane, x_img) = (oh * tw, s.c * hp * wp);
     // Rows i..i+oh of a plane and columns up to tw + K - 2 lie inside it; B planes per block in dyp.
-    assert!(s.k == K && s.c * hp * wp <= xp.len() && tw + K - 1 <= wp && dyp.len() >= s.o.div_ceil(B) * B * plane);
+    assert!(s.k == K && imgs * x_img <= xp.len() && tw + K - 1 <= wp && planes >= s.o.div_ceil(B) * B && dyp.len() >= imgs * planes * plane);
     for o0 in (0..s.o).step_by(B) {
-        let dys: [*const f32; B] = std::array::from_fn(|k| dyp[(o0 + k) * plane..].as_ptr());
         for c in 0..s.c {
             for i in 0..K {
-                let x = xp[(c * hp + i) * wp..].as_ptr();
                 let mut acc = [[_mm256_setzero_ps(); K]; B];
-                for y in 0..oh {
-                    for t in (0..tw).step_by(LANES) {
-                        // SAFETY: row y of each gradient plane and row i + y of the input plane,
-                        // columns t..t + K + 7, are inside their buffers (asserted above).
-                        let d: [__m256; B] = std::array::from_fn(|b| unsafe { _mm256_loadu_ps(dys[b].add(y * tw + t)) });
-                        for j in 0..K {
-                            let xv = unsafe { _mm256_loadu_ps(x.add(y * wp + t + j)) };
-                            for b in 0..B {
-                                acc[b][j] = _mm256_fmadd_ps(d[b], xv, acc[b][j]);
+                for g in 0..imgs {
+                    let x = xp[g * x_img + (c * hp + i) * wp..].as_ptr();
+                    let dys: [*const f32; B] = std::array::from_fn(|k| dyp[(g * planes + o0 + k) * plane..].as_ptr());
+                    for y in 0..oh {
+                        for t in (0..tw).step_by(LANES) {
+                            // SAFETY: row y of each gradient plane and row i + y of the input
+                            // plane, columns t..t + K + 7, are inside their buffers (asserted above).
+                            let d: [__m256; B] = std::array::from_fn(|b| unsafe { _mm256_loadu_ps(dys[b].add(y * tw + t)) });
+                            for j in 0..K {
+                                let xv = unsafe { _mm256_loadu_ps(x.add(y * wp + t + j)) };
+                                for b in 0..B {
+                                    acc[b][j] = _mm256_fmadd_ps(d[b], xv, acc[b][j]);
+                                }
                             }
                         }
                     }
@@ -221,13 +249,15 @@ fn weight_grad_image<const K: usize, const B: usize>(xp: &[f32], dyp: &[f32], s:
     }
 }
 
-/// Channels per weight-gradient block for a `k x k` kernel: `B * k` accumulators, at most 12 of
-/// the 16 registers (the dispatch in `weight_grad_one` follows this table).
+/// Channels per weight-gradient block for a `k x k` kernel: `B * k` accumulators plus the `B`
+/// gradient vectors and one input vector within the 16 registers (the dispatch in
+/// `weight_grad_one` follows this table; 4 channels of a 3x3 kernel, 17 registers, spilled and
+/// ran at half the speed).
 fn weight_grad_block(k: usize) -> usize {
     match k {
-        1..=3 => 4,
-        4 => 3,
-        5 | 6 => 2,
+        1 | 2 => 4,
+        3 => 3,
+        4..=6 => 2,
         _ => 1,
     }
 }
@@ -249,19 +279,19 @@ fn forward_one(xp: &[f32], wpk: &[f32], offs: &[usize], bias: Option<&[f32]>, re
     }
 }
 
-fn weight_grad_one(xp: &[f32], dyp: &[f32], s: &Shape, dw: &mut [f32]) {
+fn weight_grad_one(xp: &[f32], dyp: &[f32], imgs: usize, planes: usize, s: &Shape, dw: &mut [f32]) {
     assert!(available());
     // SAFETY: the CPU has AVX2 and FMA (asserted above).
     unsafe {
         match s.k {
-            1 => weight_grad_image::<1, 4>(xp, dyp, s, dw),
-            2 => weight_grad_image::<2, 4>(xp, dyp, s, dw),
-            3 => weight_grad_image::<3, 4>(xp, dyp, s, dw),
-            4 => weight_grad_image::<4, 3>(xp, dyp, s, dw),
-            5 => weight_grad_image::<5, 2>(xp, dyp, s, dw),
-            6 => weight_grad_image::<6, 2>(xp, dyp, s, dw),
-            7 => weight_grad_image::<7, 1>(xp, dyp, s, dw),
-            k => weight_grad_image_any(xp, dyp, s, dw, k),
+            1 => weight_grad_group::<1, 4>(xp, dyp, imgs, planes, s, dw),
+            2 => weight_grad_group::<2, 4>(xp, dyp, imgs, planes, s, dw),
+            3 => weight_grad_group::<3, 3>(xp, dyp, imgs, planes, s, dw),
+            4 => weight_grad_group::<4, 2>(xp, dyp, imgs, planes, s, dw),
+            5 => weight_grad_group::<5, 2>(xp, dyp, imgs, planes, s, dw),
+            6 => weight_grad_group::<6, 2>(xp, dyp, imgs, planes, s, dw),
+            7 => weight_grad_group::<7, 1>(xp, dyp, imgs, planes, s, dw),
+            k => weight_grad_group_any(xp, dyp, imgs, planes, s, dw, k),
         }
     }
 }
@@ -269,23 +299,26 @@ fn weight_grad_one(xp: &[f32], dyp: &[f32], s: &Shape, dw: &mut [f32]) {
 /// Kernels wider than 7 (not used by [`applies`]; reachable by forcing the path): one tap at a
 /// time, a block of one channel.
 #[target_feature(enable = "avx2,fma")]
-fn weight_grad_image_any(xp: &[f32], dyp: &[f32], s: &Shape, dw: &mut [f32], k: usize) {
+fn weight_grad_group_any(xp: &[f32], dyp: &[f32], imgs: usize, planes: usize, s: &Shape, dw: &mut [f32], k: usize) {
     let (oh, hp, wp, taps, tw) = (s.oh(), s.hp(), s.wp(), s.taps(), s.tw());
-    assert!(s.c * hp * wp <= xp.len() && tw + k - 1 <= wp && dyp.len() >= s.o * oh * tw);
-    for o in 0..s.o {
-        for c in 0..s.c {
-            for i in 0..k {
-                for j in 0..k {
-                    let mut acc = _mm256_setzero_ps();
-                    for y in 0..oh {
-                        for t in (0..tw).step_by(LANES) {
-                            // SAFETY: as in weight_grad_image (asserted above).
-                            let d = unsafe { _mm256_loadu_ps(dyp[(o * oh + y) * tw + t..].as_ptr()) };
-                            let x = unsafe { _mm256_loadu_ps(xp[(c * hp + i + y) * wp + t + j..].as_ptr()) };
-                            acc = _mm256_fmadd_ps(d, x, acc);
+    let (plane, x_img) = (oh * tw, s.c * hp * wp);
+    assert!(imgs * x_img <= xp.len() && tw + k - 1 <= wp && planes >= s.o && dyp.len() >= imgs * planes * plane);
+    for g in 0..imgs {
+        for o in 0..s.o {
+            for c in 0..s.c {
+                for i in 0..k {
+                    for j in 0..k {
+                        let mut acc = _mm256_setzero_ps();
+                        for y in 0..oh {
+                            for t in (0..tw).step_by(LANES) {
+                                // SAFETY: as in weight_grad_group (asserted above).
+                                let d = unsafe { _mm256_loadu_ps(dyp[((g * planes + o) * oh + y) * tw + t..].as_ptr()) };
+                                let x = unsafe { _mm256_loadu_ps(xp[g * x_img + (c * hp + i + y) * wp + t + j..].as_ptr()) };
+                                acc = _mm256_fmadd_ps(d, x, acc);
+                            }
                         }
+                        dw[o * taps + (c * k + i) * k + j] += hsum(acc);
                     }
-                    dw[o * taps + (c * k + i) * k + j] += hsum(acc);
                 }
             }
         }
@@ -306,26 +339,37 @@ pub(crate) fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool, s:
     });
 }
 
+/// Bytes of padded input and output gradient a weight-gradient group should stay within (a
+/// share of a core's L2 cache, re-read once per channel block and kernel row).
+const GROUP_BYTES: usize = 192 << 10;
+
 /// The weight gradient `(o, c, k, k)` of images `x` (`n, c, h, w`) for the output gradient `dy`
-/// (`n, o, oh, ow`): each core sums over its share of the images, the shares are added at the end.
+/// (`n, o, oh, ow`): each core sums over its share of the images in groups that fit its L2
+/// cache ([`GROUP_BYTES`]), the shares are added at the end.
 pub(crate) fn weight_grad(x: &[f32], dy: &[f32], s: &Shape) -> Vec<f32> {
     use rayon::prelude::*;
     let (img, out_img, oh, ow, tw) = (s.c * s.h * s.w, s.o * s.oh() * s.ow(), s.oh(), s.ow(), s.tw());
-    let n = x.len() / img.max(1);
+    let (x_img, n) = (s.c * s.hp() * s.wp(), x.len() / img.max(1));
     let per = n.div_ceil(crate::conv::threads()).max(1);
-    let b = weight_grad_block(s.k);
-    let planes = s.o.div_ceil(b) * b; // whole blocks of channels
+    let planes = s.o.div_ceil(weight_grad_block(s.k)) * weight_grad_block(s.k); // whole blocks of channels
+    let group = (GROUP_BYTES / (4 * (x_img + planes * oh * tw))).clamp(1, per);
     let parts: Vec<Vec<f32>> = (0..n.div_ceil(per))
         .into_par_iter()
         .map(|part| {
-            let (mut xp, mut dyp, mut dw) = (Vec::new(), vec![0f32; planes * oh * tw], vec![0f32; s.o * s.taps()]);
-            for i in part * per..((part + 1) * per).min(n) {
-                pad_into(&x[i * img..(i + 1) * img], s, &mut xp);
-                // The real channels' rows; their tails and the extra planes stay zero.
-                for (row, src) in dyp.chunks_exact_mut(tw).zip(dy[i * out_img..(i + 1) * out_img].chunks_exact(ow)) {
-                    row[..ow].copy_from_slice(src);
+            // Zeroed once: the padding borders and the tails of the gradient rows stay zero.
+            let (mut xp, mut dyp, mut dw) = (vec![0f32; group * x_img], vec![0f32; group * planes * oh * tw], vec![0f32; s.o * s.taps()]);
+            let end = ((part + 1) * per).min(n);
+            for first in (part * per..end).step_by(group) {
+                let m = group.min(end - first);
+                for g in 0..m {
+                    let i = first + g;
+                    pad_image(&x[i * img..(i + 1) * img], s, &mut xp[g * x_img..(g + 1) * x_img]);
+                    // The real channels' rows; their tails and the extra planes stay zero.
+                    for (row, src) in dyp[g * planes * oh * tw..].chunks_exact_mut(tw).zip(dy[i * out_img..(i + 1) * out_img].chunks_exact(ow)) {
+                        row[..ow].copy_from_slice(src);
+                    }
                 }
-                weight_grad_one(&xp, &dyp, s, &mut dw);
+                weight_grad_one(&xp, &dyp, m, planes, s, &mut dw);
             }
             dw
         })

@@ -292,3 +292,34 @@ fn direct_kernels_match_im2col_gemm() {
         }
     }
 }
+
+/// Layers with more than 16 channels run their forward pass and input gradient in the direct
+/// kernels and their weight gradient through im2col + gemm: that mix, the path `conv2d_relu`
+/// picks by shape, must give what im2col + gemm alone gives.
+#[test]
+fn default_path_mixes_direct_and_gemm() {
+    let mut rng = Rng::new(31);
+    let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    for &(n, c, o, h, k, pad) in &[(2usize, 32usize, 24usize, 10usize, 3usize, 1usize), (2, 40, 20, 8, 5, 2), (3, 12, 36, 9, 3, 1)] {
+        let x = support::candle::Var::from_vec(rng.uniform_vec(n * c * h * h, -1.0, 1.0), (n, c, h, h), &Device::Cpu).unwrap();
+        let wt = support::candle::Var::from_vec(rng.uniform_vec(o * c * k * k, -0.3, 0.3), (o, c, k, k), &Device::Cpu).unwrap();
+        let b = support::candle::Var::from_vec(rng.uniform_vec(o, -0.3, 0.3), o, &Device::Cpu).unwrap();
+        let run = |default: bool| {
+            let y = if default {
+                support::conv::conv2d_relu(x.as_tensor(), wt.as_tensor(), Some(b.as_tensor()), 1, pad).unwrap()
+            } else {
+                support::conv::conv2d_path(x.as_tensor(), wt.as_tensor(), Some(b.as_tensor()), 1, pad, true, false).unwrap()
+            };
+            let g = Tensor::from_vec(Rng::new(5).uniform_vec(y.elem_count(), -1.0, 1.0), y.shape(), &Device::Cpu).unwrap();
+            let grads = y.mul(&g).unwrap().sum_all().unwrap().backward().unwrap();
+            [("output", flat(&y)), ("dx", flat(grads.get(x.as_tensor()).unwrap())), ("dw", flat(grads.get(wt.as_tensor()).unwrap())), ("db", flat(grads.get(b.as_tensor()).unwrap()))]
+        };
+        let case = format!("n{n} c{c} o{o} {h}x{h} k{k}");
+        for ((what, a), (_, e)) in run(true).into_iter().zip(run(false)) {
+            assert_eq!(a.len(), e.len(), "{what} {case}");
+            let scale = e.iter().fold(1f32, |m, v| m.max(v.abs()));
+            let worst = a.iter().zip(&e).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+            assert!(worst < 2e-5 * scale, "{what} {case}: max diff {worst} (scale {scale})");
+        }
+    }
+}
