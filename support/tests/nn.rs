@@ -192,3 +192,25 @@ fn device_selection() {
     assert!(parse_device("tpu").unwrap_err().to_string().contains("cpu, cuda, cuda:N or metal"));
     assert!(parse_device("cuda:first").unwrap_err().to_string().contains("GPU number"));
 }
+
+/// ReLU's backward passes the gradient where the output is positive and 0 elsewhere, at
+/// exactly 0 too (PyTorch: `torch.relu(torch.tensor([0.])).backward()` gives 0), even where the
+/// incoming gradient is infinite (a mask, not a multiply by 0). Long enough for the parallel path.
+#[test]
+fn relu_backward_masks_the_gradient() {
+    use support::candle::Var;
+    let n = 1 << 16;
+    let xs: Vec<f32> = (0..n).map(|i| [-1.5f32, 0.0, 2.0, -0.0, 0.25][i % 5]).collect();
+    let gs: Vec<f32> = (0..n).map(|i| [f32::INFINITY, 3.0, -2.0, 7.0, f32::NEG_INFINITY, 0.5][i % 6]).collect();
+    for len in [n, 37] {
+        let x = Var::from_vec(xs[..len].to_vec(), len, &Device::Cpu).unwrap();
+        let g = Tensor::from_vec(gs[..len].to_vec(), len, &Device::Cpu).unwrap();
+        let y = support::act::relu(x.as_tensor()).unwrap();
+        let grads = y.mul(&g).unwrap().sum_all().unwrap().backward().unwrap();
+        let dx = grads.get(x.as_tensor()).unwrap().to_vec1::<f32>().unwrap();
+        for (i, d) in dx.iter().enumerate() {
+            let expect = if xs[i] > 0.0 { gs[i] } else { 0.0 };
+            assert!(d.to_bits() == expect.to_bits() || (*d == 0.0 && expect == 0.0), "len {len}, x {} g {}: dx {d}, expected {expect}", xs[i], gs[i]);
+        }
+    }
+}
