@@ -62,3 +62,48 @@ fn bad_configurations_are_errors() {
     assert!(max_pool2d(&flat, Pool2d::new(2, 2, 0)).unwrap_err().to_string().contains("(N, C, H, W)"));
     assert!(adaptive_avg_pool2d(&x, (0, 1)).is_err());
 }
+
+/// Ties everywhere (values from {0, 1, 2}, some -inf): each window's gradient must go to its
+/// *first* maximum in row-major order, as PyTorch's `val > max || isnan(val)` scan picks it,
+/// both in the vectorised band of interior columns and in the border columns. The reference is
+/// that scan written out here; shapes with bands of stride 1 and 2 and odd widths.
+#[test]
+fn max_pool_ties_go_to_the_first_maximum() {
+    let mut rng = support::rng::Rng::new(3);
+    for &(n, c, h, w, k, s, p) in &[(2usize, 3usize, 9usize, 13usize, 3usize, 1usize, 1usize), (1, 2, 9, 13, 3, 2, 1), (1, 2, 8, 10, 2, 2, 0), (1, 1, 7, 21, 5, 1, 2), (1, 1, 6, 17, 3, 3, 0)] {
+        let xs: Vec<f32> = (0..n * c * h * w).map(|_| match (rng.uniform_vec(1, 0.0, 4.0)[0]) as u32 { 3 => f32::NEG_INFINITY, v => v as f32 }).collect();
+        let x = Var::from_vec(xs.clone(), (n, c, h, w), &Device::Cpu).unwrap();
+        let out = max_pool2d(x.as_tensor(), Pool2d::new(k, s, p)).unwrap();
+        let (oh, ow) = (out.dims()[2], out.dims()[3]);
+        let wgt: Vec<f32> = (0..out.elem_count()).map(|j| 1.0 + j as f32).collect();
+        let grads = out.mul(&Tensor::from_vec(wgt.clone(), out.shape(), &Device::Cpu).unwrap()).unwrap().sum_all().unwrap().backward().unwrap();
+        let got_out = out.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let got_grad = grads.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let (mut want_out, mut want_grad) = (vec![0f32; got_out.len()], vec![0f32; xs.len()]);
+        for plane in 0..n * c {
+            for i in 0..oh {
+                for j in 0..ow {
+                    let (y0, x0) = ((i * s) as isize - p as isize, (j * s) as isize - p as isize);
+                    let (mut best, mut at) = (f32::NEG_INFINITY, None);
+                    for y in y0.max(0)..(y0 + k as isize).min(h as isize) {
+                        for xx in x0.max(0)..(x0 + k as isize).min(w as isize) {
+                            let idx = plane * h * w + y as usize * w + xx as usize;
+                            if at.is_none() {
+                                at = Some(idx);
+                            }
+                            if xs[idx] > best {
+                                (best, at) = (xs[idx], Some(idx));
+                            }
+                        }
+                    }
+                    let o = (plane * oh + i) * ow + j;
+                    want_out[o] = best;
+                    want_grad[at.unwrap()] += wgt[o];
+                }
+            }
+        }
+        let case = format!("{n}x{c}x{h}x{w} k{k} s{s} p{p}");
+        assert_eq!(got_out, want_out, "output {case}");
+        assert_eq!(got_grad, want_grad, "gradient {case}");
+    }
+}
