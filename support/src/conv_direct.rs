@@ -100,9 +100,11 @@ pub(crate) fn applies(s: &Shape, stride: usize) -> bool {
 }
 
 /// Whether the weight gradient of a layer the kernels run ([`applies`]) is computed here too: at
-/// most 16 input and output channels. Beyond that im2col + gemm is faster (its gemm does `O`
-/// multiply-adds per loaded value; here each 8-pixel block is reduced per channel pair), e.g.
-/// 32 channels 16x16 41-45 ms vs 57-59, 64 channels 8x8 23-29 vs 47-48.
+/// most 16 input and output channels, where it was measured faster (CIFAR LeNet-5, the 16-channel
+/// layers). Beyond that im2col + gemm is as fast (one thread, batch 256, best of 16, weight
+/// gradient with the backward's fixed costs: 32 channels 16x16 37.5 ms vs 34.6 direct, 64
+/// channels 8x8 22.7 vs 25.0, Inception's 112 -> 64 5x5 98.8 vs 103.8; whole ResNet and
+/// Inception steps with the direct one everywhere: no difference in three rounds).
 pub(crate) fn weight_grad_applies(s: &Shape) -> bool {
     s.c <= 16 && s.o <= 16
 }
@@ -351,7 +353,8 @@ pub(crate) fn weight_grad(x: &[f32], dy: &[f32], s: &Shape) -> Vec<f32> {
     let (img, out_img, oh, ow, tw) = (s.c * s.h * s.w, s.o * s.oh() * s.ow(), s.oh(), s.ow(), s.tw());
     let (x_img, n) = (s.c * s.hp() * s.wp(), x.len() / img.max(1));
     let per = n.div_ceil(crate::conv::threads()).max(1);
-    let planes = s.o.div_ceil(weight_grad_block(s.k)) * weight_grad_block(s.k); // whole blocks of channels
+    let b = weight_grad_block(s.k);
+    let planes = s.o.div_ceil(b) * b; // whole blocks of channels
     let group = (GROUP_BYTES / (4 * (x_img + planes * oh * tw))).clamp(1, per);
     let parts: Vec<Vec<f32>> = (0..n.div_ceil(per))
         .into_par_iter()
