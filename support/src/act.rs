@@ -14,7 +14,9 @@ const PAR_MIN: usize = 1 << 15;
 
 fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
     let CpuStorage::F32(v) = s else { return Err(error(format!("{op}: expected f32"))) };
-    let Some((a, b)) = l.contiguous_offsets() else { return Err(error(format!("{op}: expected a contiguous tensor"))) };
+    let Some((a, b)) = l.contiguous_offsets() else {
+        return Err(error(format!("{op}: expected a contiguous tensor")));
+    };
     Ok(&v[a..b])
 }
 
@@ -23,7 +25,9 @@ fn map(x: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
         return x.iter().map(|&v| f(v)).collect();
     }
     let mut out = vec![0f32; x.len()];
-    out.par_chunks_mut(PAR_MIN).zip(x.par_chunks(PAR_MIN)).for_each(|(o, x)| o.iter_mut().zip(x).for_each(|(o, &v)| *o = f(v)));
+    out.par_chunks_mut(PAR_MIN)
+        .zip(x.par_chunks(PAR_MIN))
+        .for_each(|(o, x)| o.iter_mut().zip(x).for_each(|(o, &v)| *o = f(v)));
     out
 }
 
@@ -51,7 +55,13 @@ impl CustomOp2 for ReluGrad {
         "support-relu-grad"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let (dy, y) = (contiguous(s1, l1, "relu backward")?, contiguous(s2, l2, "relu backward")?);
         if dy.len() != y.len() {
             return Err(error("relu backward: gradient and output sizes differ"));
@@ -60,7 +70,9 @@ impl CustomOp2 for ReluGrad {
         if dy.len() < PAR_MIN {
             relu_grad_into(&mut out, dy, y);
         } else {
-            out.par_chunks_mut(PAR_MIN).zip(dy.par_chunks(PAR_MIN).zip(y.par_chunks(PAR_MIN))).for_each(|(o, (d, y))| relu_grad_into(o, d, y));
+            out.par_chunks_mut(PAR_MIN)
+                .zip(dy.par_chunks(PAR_MIN).zip(y.par_chunks(PAR_MIN)))
+                .for_each(|(o, (d, y))| relu_grad_into(o, d, y));
         }
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }

@@ -21,7 +21,9 @@ pub struct CropFlip {
 impl CropFlip {
     /// Augments a batch `(N, C, H, W)`; same shape out.
     pub fn apply(&self, images: &Tensor, rng: &mut Rng) -> Result<Tensor> {
-        let (n, c, h, w) = images.dims4().map_err(|_| error(format!("augmentation needs images (N, C, H, W), got {:?}", images.dims())))?;
+        let (n, c, h, w) = images.dims4().map_err(|_| {
+            error(format!("augmentation needs images (N, C, H, W), got {:?}", images.dims()))
+        })?;
         let src = images.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
         let mut out = vec![self.fill; src.len()];
         let p = self.pad as isize;

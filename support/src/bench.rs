@@ -25,14 +25,26 @@ pub struct Case {
 }
 
 fn mnist_mlp() -> Result<Box<dyn Model>> {
-    Ok(Box::new(Sequential::new("MLP").flatten().linear(784, 1024).relu().linear(1024, 10).build(0)?))
+    Ok(Box::new(
+        Sequential::new("MLP").flatten().linear(784, 1024).relu().linear(1024, 10).build(0)?,
+    ))
 }
 
 fn mnist_simplecnn() -> Result<Box<dyn Model>> {
     Ok(Box::new(
         Sequential::new("SimpleCNN")
-            .conv2d(1, 8, 3, 1, 1).relu().conv2d(8, 16, 3, 1, 1).relu().conv2d(16, 32, 3, 2, 1).relu()
-            .conv2d(32, 64, 3, 2, 1).relu().conv2d(64, 128, 7, 1, 0).relu().flatten().linear(128, 10)
+            .conv2d(1, 8, 3, 1, 1)
+            .relu()
+            .conv2d(8, 16, 3, 1, 1)
+            .relu()
+            .conv2d(16, 32, 3, 2, 1)
+            .relu()
+            .conv2d(32, 64, 3, 2, 1)
+            .relu()
+            .conv2d(64, 128, 7, 1, 0)
+            .relu()
+            .flatten()
+            .linear(128, 10)
             .build(0)?,
     ))
 }
@@ -40,8 +52,16 @@ fn mnist_simplecnn() -> Result<Box<dyn Model>> {
 fn mnist_lenet5() -> Result<Box<dyn Model>> {
     Ok(Box::new(
         Sequential::new("LeNet5")
-            .conv2d(1, 6, 5, 1, 2).relu().max_pool2d(2, 2, 0).conv2d(6, 16, 5, 1, 0).relu().max_pool2d(2, 2, 0)
-            .flatten().linear(400, 120).linear(120, 84).linear(84, 10)
+            .conv2d(1, 6, 5, 1, 2)
+            .relu()
+            .max_pool2d(2, 2, 0)
+            .conv2d(6, 16, 5, 1, 0)
+            .relu()
+            .max_pool2d(2, 2, 0)
+            .flatten()
+            .linear(400, 120)
+            .linear(120, 84)
+            .linear(84, 10)
             .build(0)?,
     ))
 }
@@ -92,12 +112,22 @@ pub fn gflops(name: &str, ms: Option<f64>) -> String {
 }
 
 /// The inference reference models of `torch_peer.py` (batch 32, random weights and inputs).
-pub const INFER: &[(&str, &str, usize)] = &[("alexnet", "AlexNet", 224), ("vgg16", "VGG16", 224), ("inception_v3", "Inception v3", 299), ("resnet18", "ResNet18", 224), ("resnet101", "ResNet101", 224)];
+pub const INFER: &[(&str, &str, usize)] = &[
+    ("alexnet", "AlexNet", 224),
+    ("vgg16", "VGG16", 224),
+    ("inception_v3", "Inception v3", 299),
+    ("resnet18", "ResNet18", 224),
+    ("resnet101", "ResNet101", 224),
+];
 
 /// Same protocol as the peer: one warm-up forward, then the mean of 2 (batch 32, evaluation mode).
 fn infer_ms(arch: &str, size: usize) -> Result<f64> {
     let model = crate::torchvision::TorchvisionNet::new(arch, &Device::Cpu)?;
-    let x = Tensor::from_vec(Rng::new(1).uniform_vec(32 * 3 * size * size, 0.0, 1.0), (32, 3, size, size), &Device::Cpu)?;
+    let x = Tensor::from_vec(
+        Rng::new(1).uniform_vec(32 * 3 * size * size, 0.0, 1.0),
+        (32, 3, size, size),
+        &Device::Cpu,
+    )?;
     let run = || model.forward(&x);
     run()?;
     let t = Instant::now();
@@ -114,7 +144,11 @@ fn train_ms(case: &Case) -> Result<f64> {
     let [c, h, w] = case.shape;
     let n = case.batch * c * h * w;
     let x = Tensor::from_vec(rng.uniform_vec(n, 0.0, 1.0), (case.batch, c, h, w), &Device::Cpu)?;
-    let y = Tensor::from_vec((0..case.batch).map(|_| rng.below(10) as u32).collect::<Vec<_>>(), case.batch, &Device::Cpu)?;
+    let y = Tensor::from_vec(
+        (0..case.batch).map(|_| rng.below(10) as u32).collect::<Vec<_>>(),
+        case.batch,
+        &Device::Cpu,
+    )?;
     let mut step = || -> Result<()> {
         let loss = Loss::CrossEntropy.compute(&model.forward_t(&x, true)?, &y)?;
         let grads = loss.backward()?;

@@ -26,33 +26,80 @@ use std::cell::RefCell;
 
 /// `Flatten -> Linear(3072, 4000) -> ReLU -> Dropout(0.5) -> Linear(4000, 10)`.
 pub fn fcn(seed: u64) -> Result<Sequential> {
-    Sequential::new("FCN").flatten().linear(3072, 4000).relu().dropout(0.5).linear(4000, 10).build(seed)
+    Sequential::new("FCN")
+        .flatten()
+        .linear(3072, 4000)
+        .relu()
+        .dropout(0.5)
+        .linear(4000, 10)
+        .build(seed)
 }
 
 /// Two 5x5 conv + pool stages and three dense layers, dropout 0.2 throughout.
 pub fn lenet5(seed: u64) -> Result<Sequential> {
     Sequential::new("LeNet5")
-        .conv2d(3, 6, 5, 1, 2).relu().max_pool2d(2, 2, 0).dropout(0.2)
-        .conv2d(6, 16, 5, 1, 0).relu().max_pool2d(2, 2, 0).dropout(0.2)
-        .flatten().linear(576, 120).relu().dropout(0.2).linear(120, 84).relu().dropout(0.2).linear(84, 10)
+        .conv2d(3, 6, 5, 1, 2)
+        .relu()
+        .max_pool2d(2, 2, 0)
+        .dropout(0.2)
+        .conv2d(6, 16, 5, 1, 0)
+        .relu()
+        .max_pool2d(2, 2, 0)
+        .dropout(0.2)
+        .flatten()
+        .linear(576, 120)
+        .relu()
+        .dropout(0.2)
+        .linear(120, 84)
+        .relu()
+        .dropout(0.2)
+        .linear(84, 10)
         .build(seed)
 }
 
 /// LeNet grown to five convolutions (7x7, 5x5, then three 3x3), AlexNet-style.
 pub fn alexnet(seed: u64) -> Result<Sequential> {
     Sequential::new("AlexNet")
-        .conv2d(3, 6, 7, 1, 3).relu().max_pool2d(2, 2, 0).dropout(0.2)
-        .conv2d(6, 16, 5, 1, 2).relu().max_pool2d(2, 2, 0).dropout(0.2)
-        .conv2d(16, 32, 3, 1, 1).relu().conv2d(32, 32, 3, 1, 1).relu().conv2d(32, 32, 3, 1, 1).relu().max_pool2d(2, 2, 0)
-        .flatten().linear(512, 120).relu().dropout(0.2).linear(120, 84).relu().dropout(0.2).linear(84, 10)
+        .conv2d(3, 6, 7, 1, 3)
+        .relu()
+        .max_pool2d(2, 2, 0)
+        .dropout(0.2)
+        .conv2d(6, 16, 5, 1, 2)
+        .relu()
+        .max_pool2d(2, 2, 0)
+        .dropout(0.2)
+        .conv2d(16, 32, 3, 1, 1)
+        .relu()
+        .conv2d(32, 32, 3, 1, 1)
+        .relu()
+        .conv2d(32, 32, 3, 1, 1)
+        .relu()
+        .max_pool2d(2, 2, 0)
+        .flatten()
+        .linear(512, 120)
+        .relu()
+        .dropout(0.2)
+        .linear(120, 84)
+        .relu()
+        .dropout(0.2)
+        .linear(84, 10)
         .build(seed)
 }
 
 /// One VGG block (two 3x3 convs, pool, dropout 0.5) and a 512-unit dense layer.
 pub fn vgg1(seed: u64) -> Result<Sequential> {
     Sequential::new("VGG1")
-        .conv2d(3, 16, 3, 1, 1).relu().conv2d(16, 16, 3, 1, 1).relu().max_pool2d(2, 2, 0).dropout(0.5)
-        .flatten().linear(4096, 512).relu().dropout(0.5).linear(512, 10)
+        .conv2d(3, 16, 3, 1, 1)
+        .relu()
+        .conv2d(16, 16, 3, 1, 1)
+        .relu()
+        .max_pool2d(2, 2, 0)
+        .dropout(0.5)
+        .flatten()
+        .linear(4096, 512)
+        .relu()
+        .dropout(0.5)
+        .linear(512, 10)
         .build(seed)
 }
 
@@ -60,7 +107,13 @@ pub fn vgg1(seed: u64) -> Result<Sequential> {
 pub fn vgg3(seed: u64) -> Result<Sequential> {
     let mut b = Sequential::new("VGG3");
     for (i, o) in [(3, 16), (16, 32), (32, 64)] {
-        b = b.conv2d(i, o, 3, 1, 1).relu().conv2d(o, o, 3, 1, 1).relu().max_pool2d(2, 2, 0).dropout(0.5);
+        b = b
+            .conv2d(i, o, 3, 1, 1)
+            .relu()
+            .conv2d(o, o, 3, 1, 1)
+            .relu()
+            .max_pool2d(2, 2, 0)
+            .dropout(0.5);
     }
     b.flatten().linear(1024, 512).relu().dropout(0.5).linear(512, 10).build(seed)
 }
@@ -92,17 +145,65 @@ impl Parts {
         crate::tune_allocator();
         Ok(Parts { params: Params::new(), rng: Rng::new(seed), device: crate::device()? })
     }
-    fn conv(&mut self, name: &str, cin: usize, cout: usize, k: usize, stride: usize, pad: usize) -> Result<Conv2d> {
-        Conv2d::new(&mut self.params, name, cin, cout, (k, k), stride, pad, true, &mut self.rng, &self.device)
+    fn conv(
+        &mut self,
+        name: &str,
+        cin: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+    ) -> Result<Conv2d> {
+        Conv2d::new(
+            &mut self.params,
+            name,
+            cin,
+            cout,
+            (k, k),
+            stride,
+            pad,
+            true,
+            &mut self.rng,
+            &self.device,
+        )
     }
     /// A convolution + ReLU, with BatchNorm (`{name}_bn`) and no conv bias when `bn`.
     #[allow(clippy::too_many_arguments)]
-    fn unit(&mut self, name: &str, cin: usize, cout: usize, k: usize, stride: usize, pad: usize, bn: bool) -> Result<Unit> {
+    fn unit(
+        &mut self,
+        name: &str,
+        cin: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        bn: bool,
+    ) -> Result<Unit> {
         if !bn {
             return Ok(Unit { conv: self.conv(name, cin, cout, k, stride, pad)?, bn: None });
         }
-        let conv = Conv2d::new(&mut self.params, name, cin, cout, (k, k), stride, pad, false, &mut self.rng, &self.device)?;
-        Ok(Unit { conv, bn: Some(BatchNorm2d::new(&mut self.params, &format!("{name}_bn"), cout, 1e-5, &self.device)?) })
+        let conv = Conv2d::new(
+            &mut self.params,
+            name,
+            cin,
+            cout,
+            (k, k),
+            stride,
+            pad,
+            false,
+            &mut self.rng,
+            &self.device,
+        )?;
+        Ok(Unit {
+            conv,
+            bn: Some(BatchNorm2d::new(
+                &mut self.params,
+                &format!("{name}_bn"),
+                cout,
+                1e-5,
+                &self.device,
+            )?),
+        })
     }
     fn linear(&mut self, name: &str, i: usize, o: usize) -> Result<Linear> {
         Linear::new(&mut self.params, name, i, o, true, &mut self.rng, &self.device)
@@ -110,7 +211,11 @@ impl Parts {
 }
 
 fn drop(x: &Tensor, p: f32, train: bool, rng: &RefCell<Rng>) -> Result<Tensor> {
-    if train { dropout(x, p, &mut rng.borrow_mut()) } else { Ok(x.clone()) }
+    if train {
+        dropout(x, p, &mut rng.borrow_mut())
+    } else {
+        Ok(x.clone())
+    }
 }
 
 /// VGG2 exactly as the original's forward runs it: conv1, conv2, pool, dropout1, **conv2
@@ -197,7 +302,15 @@ impl ResNet {
         for (stage, cout) in [16, 32, 64].into_iter().enumerate() {
             for j in 0..6 {
                 let stride = if j == 0 && stage > 0 { 2 } else { 1 };
-                convs.push(p.unit(&format!("conv{}{}", stage + 1, j + 1), cin, cout, 3, stride, 1, bn)?);
+                convs.push(p.unit(
+                    &format!("conv{}{}", stage + 1, j + 1),
+                    cin,
+                    cout,
+                    3,
+                    stride,
+                    1,
+                    bn,
+                )?);
                 cin = cout;
             }
         }
@@ -210,7 +323,11 @@ impl ResNet {
 
 impl Model for ResNet {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let mut x = if self.bn { self.conv0.forward(x, train)? } else { self.conv0.forward_linear(x, train)? };
+        let mut x = if self.bn {
+            self.conv0.forward(x, train)?
+        } else {
+            self.conv0.forward_linear(x, train)?
+        };
         for stage in 0..3 {
             let skip = match stage {
                 0 => x.clone(),
@@ -224,7 +341,11 @@ impl Model for ResNet {
                 x = (c[1].forward_linear(&h, train)? + shortcut)?.apply(&ReLU)?;
             }
         }
-        let pooled = if self.bn { crate::pool::adaptive_avg_pool2d(&x, (1, 1))? } else { max_pool2d(&x, Pool2d::new(8, 8, 0))? };
+        let pooled = if self.bn {
+            crate::pool::adaptive_avg_pool2d(&x, (1, 1))?
+        } else {
+            max_pool2d(&x, Pool2d::new(8, 8, 0))?
+        };
         self.fc.forward(&pooled.flatten_from(1)?)
     }
     fn params(&self) -> &Params {
@@ -316,16 +437,37 @@ impl Inception {
         for (b, (cin, cout)) in [(16, 32), (112, 64)].into_iter().enumerate() {
             let n = |s: &str| format!("block{}.{s}", b + 1);
             blocks.push(vec![
-                Branch { reduce: None, conv: Some(p.unit(&n("conv1x1"), cin, cout, 1, 1, 0, bn)?), pool_first: false },
-                Branch { reduce: None, conv: Some(p.unit(&n("conv3x3"), cin, cout, 3, 1, 1, bn)?), pool_first: false },
-                Branch { reduce: None, conv: Some(p.unit(&n("conv5x5"), cin, cout, 5, 1, 2, bn)?), pool_first: false },
+                Branch {
+                    reduce: None,
+                    conv: Some(p.unit(&n("conv1x1"), cin, cout, 1, 1, 0, bn)?),
+                    pool_first: false,
+                },
+                Branch {
+                    reduce: None,
+                    conv: Some(p.unit(&n("conv3x3"), cin, cout, 3, 1, 1, bn)?),
+                    pool_first: false,
+                },
+                Branch {
+                    reduce: None,
+                    conv: Some(p.unit(&n("conv5x5"), cin, cout, 5, 1, 2, bn)?),
+                    pool_first: false,
+                },
                 Branch { reduce: None, conv: None, pool_first: true },
             ]);
         }
         let fc1 = p.linear("fc1", 304 * 4 * 4, 256)?;
         let fc2 = p.linear("fc2", 256, 10)?;
         let head_dropout = if bn { 0.0 } else { 0.5 };
-        Ok(Inception { name, stem, blocks, fc1, fc2, params: p.params, head_dropout, dropout_rng: dropout_stream(seed) })
+        Ok(Inception {
+            name,
+            stem,
+            blocks,
+            fc1,
+            fc2,
+            params: p.params,
+            head_dropout,
+            dropout_rng: dropout_stream(seed),
+        })
     }
 
     /// The second network (1,119,818 parameters): block 1 as above but 16 5x5 filters (96
@@ -334,25 +476,66 @@ impl Inception {
         let mut p = Parts::new(seed)?;
         let stem = p.unit("stem", 3, 16, 3, 1, 1, false)?;
         let block1 = vec![
-            Branch { reduce: None, conv: Some(p.unit("block1.conv1x1", 16, 32, 1, 1, 0, false)?), pool_first: false },
-            Branch { reduce: None, conv: Some(p.unit("block1.conv3x3", 16, 32, 3, 1, 1, false)?), pool_first: false },
-            Branch { reduce: None, conv: Some(p.unit("block1.conv5x5", 16, 16, 5, 1, 2, false)?), pool_first: false },
+            Branch {
+                reduce: None,
+                conv: Some(p.unit("block1.conv1x1", 16, 32, 1, 1, 0, false)?),
+                pool_first: false,
+            },
+            Branch {
+                reduce: None,
+                conv: Some(p.unit("block1.conv3x3", 16, 32, 3, 1, 1, false)?),
+                pool_first: false,
+            },
+            Branch {
+                reduce: None,
+                conv: Some(p.unit("block1.conv5x5", 16, 16, 5, 1, 2, false)?),
+                pool_first: false,
+            },
             Branch { reduce: None, conv: None, pool_first: true },
         ];
         let mut blocks = vec![block1];
         // (in, 1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool projection)
-        for (b, (cin, c1, r3, c3, r5, c5, pp)) in [(96, 64, 64, 128, 16, 32, 64), (288, 128, 128, 256, 32, 32, 128)].into_iter().enumerate() {
+        for (b, (cin, c1, r3, c3, r5, c5, pp)) in
+            [(96, 64, 64, 128, 16, 32, 64), (288, 128, 128, 256, 32, 32, 128)]
+                .into_iter()
+                .enumerate()
+        {
             let n = |s: &str| format!("block{}.{s}", b + 2);
             blocks.push(vec![
-                Branch { reduce: None, conv: Some(p.unit(&n("conv1x1"), cin, c1, 1, 1, 0, false)?), pool_first: false },
-                Branch { reduce: Some(p.unit(&n("reduce3x3"), cin, r3, 1, 1, 0, false)?), conv: Some(p.unit(&n("conv3x3"), r3, c3, 3, 1, 1, false)?), pool_first: false },
-                Branch { reduce: Some(p.unit(&n("reduce5x5"), cin, r5, 1, 1, 0, false)?), conv: Some(p.unit(&n("conv5x5"), r5, c5, 5, 1, 2, false)?), pool_first: false },
-                Branch { reduce: Some(p.unit(&n("pool_proj"), cin, pp, 1, 1, 0, false)?), conv: None, pool_first: true },
+                Branch {
+                    reduce: None,
+                    conv: Some(p.unit(&n("conv1x1"), cin, c1, 1, 1, 0, false)?),
+                    pool_first: false,
+                },
+                Branch {
+                    reduce: Some(p.unit(&n("reduce3x3"), cin, r3, 1, 1, 0, false)?),
+                    conv: Some(p.unit(&n("conv3x3"), r3, c3, 3, 1, 1, false)?),
+                    pool_first: false,
+                },
+                Branch {
+                    reduce: Some(p.unit(&n("reduce5x5"), cin, r5, 1, 1, 0, false)?),
+                    conv: Some(p.unit(&n("conv5x5"), r5, c5, 5, 1, 2, false)?),
+                    pool_first: false,
+                },
+                Branch {
+                    reduce: Some(p.unit(&n("pool_proj"), cin, pp, 1, 1, 0, false)?),
+                    conv: None,
+                    pool_first: true,
+                },
             ]);
         }
         let fc1 = p.linear("fc1", 544 * 2 * 2, 256)?;
         let fc2 = p.linear("fc2", 256, 10)?;
-        Ok(Inception { name: "Inception2", stem, blocks, fc1, fc2, params: p.params, head_dropout: 0.5, dropout_rng: dropout_stream(seed) })
+        Ok(Inception {
+            name: "Inception2",
+            stem,
+            blocks,
+            fc1,
+            fc2,
+            params: p.params,
+            head_dropout: 0.5,
+            dropout_rng: dropout_stream(seed),
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -370,9 +553,18 @@ impl Model for Inception {
         }
         let x = x.flatten_from(1)?;
         if x.dim(1)? != self.fc1.in_features {
-            return Err(error(format!("{} expects 3x32x32 images: got {} features before the classifier", self.name, x.dim(1)?)));
+            return Err(error(format!(
+                "{} expects 3x32x32 images: got {} features before the classifier",
+                self.name,
+                x.dim(1)?
+            )));
         }
-        let x = drop(&self.fc1.forward(&x)?.apply(&ReLU)?, self.head_dropout, train, &self.dropout_rng)?;
+        let x = drop(
+            &self.fc1.forward(&x)?.apply(&ReLU)?,
+            self.head_dropout,
+            train,
+            &self.dropout_rng,
+        )?;
         self.fc2.forward(&x)
     }
     fn params(&self) -> &Params {
@@ -441,12 +633,20 @@ pub fn build(name: &str, seed: u64) -> Result<CifarNet> {
         "Inception2" => CifarNet::Inception(Inception::v2(seed)?),
         "Inception_BN" => CifarNet::Inception(Inception::v1_bn(seed)?),
         "ResNet_BN" => CifarNet::ResNet(ResNet::with_batch_norm(seed)?),
-        other => return Err(error(format!("no CIFAR model called `{other}`; the models are {}", MODELS.join(", ")))),
+        other => {
+            return Err(error(format!(
+                "no CIFAR model called `{other}`; the models are {}",
+                MODELS.join(", ")
+            )))
+        }
     })
 }
 
 /// The names [`build`] knows, in the notebook's order.
-pub const MODELS: [&str; 10] = ["FCN", "LeNet5", "AlexNet", "VGG1", "VGG2", "VGG3", "ResNet_plain", "ResNet", "Inception", "Inception2"];
+pub const MODELS: [&str; 10] = [
+    "FCN", "LeNet5", "AlexNet", "VGG1", "VGG2", "VGG3", "ResNet_plain", "ResNet", "Inception",
+    "Inception2",
+];
 
 /// The learning rate the original trains `name` with: 5e-4 for the two ResNets, 1e-3 otherwise
 /// (Adam, no weight decay, 25 epochs for all).
@@ -469,11 +669,27 @@ pub fn runs_dir() -> std::path::PathBuf {
 /// size (saved by this function, e.g. from the `cifar_train` binary running in the background),
 /// it loads those weights and that history instead, says so and prints the saved log: a
 /// five-hour notebook can be assembled from runs made separately. What it trains, it saves.
-pub fn train_or_load(name: &str, model: &CifarNet, train: &crate::data::DataLoader, val: &crate::data::DataLoader, epochs: usize) -> Result<crate::train::History> {
+pub fn train_or_load(
+    name: &str,
+    model: &CifarNet,
+    train: &crate::data::DataLoader,
+    val: &crate::data::DataLoader,
+    epochs: usize,
+) -> Result<crate::train::History> {
     let stem = format!("{name}-{epochs}ep-{}", train.num_samples());
     run_or_load(&stem, name, model, train.num_samples(), epochs, |checkpoint| {
         let mut optimizer = crate::optim::Adam::new(model.params().vars(), learning_rate(name))?;
-        crate::train::train_model_checkpointed(model, train, val, &mut optimizer, None, crate::train::Loss::CrossEntropy, epochs, true, checkpoint)
+        crate::train::train_model_checkpointed(
+            model,
+            train,
+            val,
+            &mut optimizer,
+            None,
+            crate::train::Loss::CrossEntropy,
+            epochs,
+            true,
+            checkpoint,
+        )
     })
 }
 
@@ -488,14 +704,34 @@ pub const MODERN_MAX_LR: f64 = 2e-3;
 /// augmentation is added here), validating on `val`, or loads a finished run saved under
 /// `{name}-modern-{epochs}ep-{N}` (see [`train_or_load`]). The validation loss printed is the
 /// smoothed one (the accuracy is unaffected).
-pub fn train_modern_or_load(name: &str, model: &CifarNet, train: &crate::data::DataLoader, val: &crate::data::DataLoader, epochs: usize) -> Result<crate::train::History> {
+pub fn train_modern_or_load(
+    name: &str,
+    model: &CifarNet,
+    train: &crate::data::DataLoader,
+    val: &crate::data::DataLoader,
+    epochs: usize,
+) -> Result<crate::train::History> {
     let stem = format!("{name}-modern-{epochs}ep-{}", train.num_samples());
     run_or_load(&stem, name, model, train.num_samples(), epochs, |checkpoint| {
-        let augmented = train.clone().with_augmentation(crate::augment::CropFlip { pad: 4, fill: -1.0, flip: true });
+        let augmented = train.clone().with_augmentation(crate::augment::CropFlip {
+            pad: 4,
+            fill: -1.0,
+            flip: true,
+        });
         let mut optimizer = crate::optim::Adam::new(model.params().vars(), MODERN_MAX_LR)?;
         let schedule = crate::optim::OneCycle::new(MODERN_MAX_LR, epochs * augmented.num_batches());
         let loss = crate::train::Loss::CrossEntropyLabelSmoothing(0.1);
-        crate::train::train_model_checkpointed(model, &augmented, val, &mut optimizer, Some(&schedule), loss, epochs, true, checkpoint)
+        crate::train::train_model_checkpointed(
+            model,
+            &augmented,
+            val,
+            &mut optimizer,
+            Some(&schedule),
+            loss,
+            epochs,
+            true,
+            checkpoint,
+        )
     })
 }
 
@@ -503,9 +739,17 @@ pub fn train_modern_or_load(name: &str, model: &CifarNet, train: &crate::data::D
 /// While it trains, `train` keeps a checkpoint after each epoch in `{stem}.checkpoint.safetensors`
 /// (see [`crate::train::Checkpoint`]): a run stopped by a killed process or a restarted kernel
 /// continues from its last finished epoch when started again. The finished run replaces it.
-fn run_or_load(stem: &str, name: &str, model: &CifarNet, images: usize, epochs: usize, train: impl FnOnce(crate::train::Checkpoint) -> Result<crate::train::History>) -> Result<crate::train::History> {
+fn run_or_load(
+    stem: &str,
+    name: &str,
+    model: &CifarNet,
+    images: usize,
+    epochs: usize,
+    train: impl FnOnce(crate::train::Checkpoint) -> Result<crate::train::History>,
+) -> Result<crate::train::History> {
     let dir = runs_dir().join("cifar10");
-    let (weights, hist) = (dir.join(format!("{stem}.safetensors")), dir.join(format!("{stem}.history.safetensors")));
+    let (weights, hist) =
+        (dir.join(format!("{stem}.safetensors")), dir.join(format!("{stem}.history.safetensors")));
     let checkpoint = dir.join(format!("{stem}.checkpoint.safetensors"));
     if weights.exists() && hist.exists() {
         model.params().load(&weights)?;
@@ -514,7 +758,12 @@ fn run_or_load(stem: &str, name: &str, model: &CifarNet, images: usize, epochs: 
         history.print_log();
         return Ok(history);
     }
-    std::fs::create_dir_all(&dir).map_err(|e| error(format!("cannot create the runs folder {}: {e}; set PLAYGROUND_RUNS to a writable folder", dir.display())))?;
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        error(format!(
+            "cannot create the runs folder {}: {e}; set PLAYGROUND_RUNS to a writable folder",
+            dir.display()
+        ))
+    })?;
     let history = train(crate::train::Checkpoint { path: &checkpoint })?;
     model.params().save(&weights)?;
     history.save(&hist)?;

@@ -89,7 +89,9 @@ fn im2col(x: &[f32], g: &Geometry, col: &mut [f32], ld: usize, zeros: bool) {
                     if g.stride == 1 {
                         dst[lo..hi].copy_from_slice(&src[first..first + hi - lo]);
                     } else {
-                        for (d, s) in dst[lo..hi].iter_mut().zip(src[first..].iter().step_by(g.stride)) {
+                        for (d, s) in
+                            dst[lo..hi].iter_mut().zip(src[first..].iter().step_by(g.stride))
+                        {
                             *d = *s;
                         }
                     }
@@ -121,7 +123,11 @@ fn col2im(col: &[f32], g: &Geometry, x: &mut [f32], ld: usize) {
                     if g.stride == 1 {
                         dst[first..first + hi - lo].iter_mut().zip(src).for_each(|(d, v)| *d += v);
                     } else {
-                        dst[first..].iter_mut().step_by(g.stride).zip(src).for_each(|(d, v)| *d += v);
+                        dst[first..]
+                            .iter_mut()
+                            .step_by(g.stride)
+                            .zip(src)
+                            .for_each(|(d, v)| *d += v);
                     }
                 }
             }
@@ -131,18 +137,42 @@ fn col2im(col: &[f32], g: &Geometry, x: &mut [f32], ld: usize) {
 
 /// `dst (m, n) = [dst +] lhs (m, k) @ rhs (k, n)`; all row-major unless strides say otherwise.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, lhs: &[f32], lhs_strides: (isize, isize), rhs: &[f32], rhs_strides: (isize, isize), par: Parallelism) {
+pub(crate) fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    accumulate: bool,
+    lhs: &[f32],
+    lhs_strides: (isize, isize),
+    rhs: &[f32],
+    rhs_strides: (isize, isize),
+    par: Parallelism,
+) {
     debug_assert!(dst.len() >= m * n);
     // SAFETY: the slices hold at least the (m, k), (k, n), (m, n) elements addressed through the
     // given (row, column) strides; every caller passes buffers sized from the same geometry.
     unsafe {
         gemm(
-            m, n, k,
-            dst.as_mut_ptr(), 1, n as isize, accumulate,
-            lhs.as_ptr(), lhs_strides.1, lhs_strides.0,
-            rhs.as_ptr(), rhs_strides.1, rhs_strides.0,
-            if accumulate { 1.0 } else { 0.0 }, 1.0,
-            false, false, false, par,
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_strides.1,
+            lhs_strides.0,
+            rhs.as_ptr(),
+            rhs_strides.1,
+            rhs_strides.0,
+            if accumulate { 1.0 } else { 0.0 },
+            1.0,
+            false,
+            false,
+            false,
+            par,
         )
     }
 }
@@ -154,17 +184,41 @@ pub(crate) fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: 
 /// way packs `dY` (O rows) and streams `col`, instead of packing all CKK rows of `col` with a
 /// transposing copy for only O multiply-adds per element (23% of CIFAR LeNet-5's step).
 #[allow(clippy::too_many_arguments)]
-fn matmul_col_major(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, lhs: &[f32], lhs_strides: (isize, isize), rhs: &[f32], rhs_strides: (isize, isize), par: Parallelism) {
+fn matmul_col_major(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    accumulate: bool,
+    lhs: &[f32],
+    lhs_strides: (isize, isize),
+    rhs: &[f32],
+    rhs_strides: (isize, isize),
+    par: Parallelism,
+) {
     debug_assert!(dst.len() >= m * n);
     // SAFETY: as `matmul`: the buffers hold every element the sizes and strides address.
     unsafe {
         gemm(
-            m, n, k,
-            dst.as_mut_ptr(), m as isize, 1, accumulate,
-            lhs.as_ptr(), lhs_strides.1, lhs_strides.0,
-            rhs.as_ptr(), rhs_strides.1, rhs_strides.0,
-            if accumulate { 1.0 } else { 0.0 }, 1.0,
-            false, false, false, par,
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            m as isize,
+            1,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_strides.1,
+            lhs_strides.0,
+            rhs.as_ptr(),
+            rhs_strides.1,
+            rhs_strides.0,
+            if accumulate { 1.0 } else { 0.0 },
+            1.0,
+            false,
+            false,
+            false,
+            par,
         )
     }
 }
@@ -223,7 +277,11 @@ pub(crate) fn threads() -> usize {
 
 /// gemm runs single-threaded per image when there are enough images to keep every core busy.
 fn inner_parallelism(n: usize) -> Parallelism {
-    if n >= threads() { Parallelism::None } else { Parallelism::Rayon(threads()) }
+    if n >= threads() {
+        Parallelism::None
+    } else {
+        Parallelism::Rayon(threads())
+    }
 }
 
 /// Whether `t` is an f32 tensor on the CPU, the case support's kernels handle (elsewhere the
@@ -235,7 +293,9 @@ pub(crate) fn is_cpu_f32(t: &Tensor) -> bool {
 /// The f32 data of a contiguous CPU storage; `what` names it in the error ("conv2d: input").
 pub(crate) fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
     let CpuStorage::F32(v) = s else { return Err(error(format!("{what} must be f32"))) };
-    let Some((a, b)) = l.contiguous_offsets() else { return Err(error(format!("{what} must be contiguous"))) };
+    let Some((a, b)) = l.contiguous_offsets() else {
+        return Err(error(format!("{what} must be contiguous")));
+    };
     Ok(&v[a..b])
 }
 
@@ -261,12 +321,22 @@ struct Conv2dOp {
 
 impl Conv2dOp {
     fn geometry(&self, x: &[usize], w: &[usize]) -> Result<Geometry> {
-        let ([n, c, h, wd], [o, c2, kh, kw]) = (<[usize; 4]>::try_from(x).map_err(|_| error("conv2d: input must be (N, C, H, W)"))?, <[usize; 4]>::try_from(w).map_err(|_| error("conv2d: weight must be (O, C, KH, KW)"))?);
+        let ([n, c, h, wd], [o, c2, kh, kw]) = (
+            <[usize; 4]>::try_from(x).map_err(|_| error("conv2d: input must be (N, C, H, W)"))?,
+            <[usize; 4]>::try_from(w)
+                .map_err(|_| error("conv2d: weight must be (O, C, KH, KW)"))?,
+        );
         if c != c2 {
-            return Err(error(format!("conv2d: the input has {c} channels, the weight expects {c2}")));
+            return Err(error(format!(
+                "conv2d: the input has {c} channels, the weight expects {c2}"
+            )));
         }
         if h + 2 * self.pad < kh || wd + 2 * self.pad < kw || self.stride == 0 {
-            return Err(error(format!("conv2d: kernel {kh}x{kw} does not fit the padded input {}x{}", h + 2 * self.pad, wd + 2 * self.pad)));
+            return Err(error(format!(
+                "conv2d: kernel {kh}x{kw} does not fit the padded input {}x{}",
+                h + 2 * self.pad,
+                wd + 2 * self.pad
+            )));
         }
         let oh = (h + 2 * self.pad - kh) / self.stride + 1;
         let ow = (wd + 2 * self.pad - kw) / self.stride + 1;
@@ -279,16 +349,29 @@ impl Conv2dOp {
     fn direct(&self, g: &Geometry) -> Option<crate::conv_direct::Shape> {
         use crate::conv_direct::{applies, supports, Shape};
         let s = Shape { c: g.c, h: g.h, w: g.w, o: g.o, k: g.kh, pad: g.pad };
-        let ok = g.kh == g.kw && supports(&s, g.stride) && self.direct.unwrap_or_else(|| applies(&s, g.stride));
+        let ok = g.kh == g.kw
+            && supports(&s, g.stride)
+            && self.direct.unwrap_or_else(|| applies(&s, g.stride));
         ok.then_some(s)
     }
 
     /// `out = conv(x, w) [+ bias]`, the bias written first and the gemm accumulated onto it.
-    fn forward(&self, x: &[f32], xl: &Layout, wt: &[f32], wl: &Layout, bias: Option<&[f32]>) -> Result<(CpuStorage, Shape)> {
+    fn forward(
+        &self,
+        x: &[f32],
+        xl: &Layout,
+        wt: &[f32],
+        wl: &Layout,
+        bias: Option<&[f32]>,
+    ) -> Result<(CpuStorage, Shape)> {
         let g = self.geometry(xl.dims(), wl.dims())?;
         if let Some(b) = bias {
             if b.len() != g.o {
-                return Err(error(format!("conv2d: the bias has {} values for {} output channels", b.len(), g.o)));
+                return Err(error(format!(
+                    "conv2d: the bias has {} values for {} output channels",
+                    b.len(),
+                    g.o
+                )));
             }
         }
         #[cfg(target_arch = "x86_64")]
@@ -312,7 +395,18 @@ impl Conv2dOp {
                     if let Some(bias) = bias {
                         dst.chunks_mut(ohw).zip(bias).for_each(|(row, v)| row.fill(*v));
                     }
-                    matmul(g.o, ohw, ckk, dst, bias.is_some(), wt, (ckk as isize, 1), src, (ohw as isize, 1), par);
+                    matmul(
+                        g.o,
+                        ohw,
+                        ckk,
+                        dst,
+                        bias.is_some(),
+                        wt,
+                        (ckk as isize, 1),
+                        src,
+                        (ohw as isize, 1),
+                        par,
+                    );
                     if self.relu {
                         dst.iter_mut().for_each(|v| *v = v.max(0.0));
                     }
@@ -320,10 +414,22 @@ impl Conv2dOp {
                 }
                 // (O, m*OHW) in one gemm, then each image's columns to its place, bias and ReLU on the way.
                 let ld = m * ohw;
-                matmul(g.o, ld, ckk, &mut wide, false, wt, (ckk as isize, 1), src, (ld as isize, 1), par);
+                matmul(
+                    g.o,
+                    ld,
+                    ckk,
+                    &mut wide,
+                    false,
+                    wt,
+                    (ckk as isize, 1),
+                    src,
+                    (ld as isize, 1),
+                    par,
+                );
                 for (i, d_img) in dst.chunks_mut(g.o * ohw).enumerate() {
                     for (oc, d) in d_img.chunks_mut(ohw).enumerate() {
-                        let (s, b) = (&wide[oc * ld + i * ohw..][..ohw], bias.map_or(0.0, |b| b[oc]));
+                        let (s, b) =
+                            (&wide[oc * ld + i * ohw..][..ohw], bias.map_or(0.0, |b| b[oc]));
                         if self.relu {
                             d.iter_mut().zip(s).for_each(|(d, s)| *d = (s + b).max(0.0));
                         } else {
@@ -337,14 +443,34 @@ impl Conv2dOp {
     }
 
     /// (dX if the input needs it, dW, dBias if asked).
-    fn backward(&self, arg: &Tensor, kernel: &Tensor, res: &Tensor, grad: &Tensor, with_bias: bool) -> Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
+    fn backward(
+        &self,
+        arg: &Tensor,
+        kernel: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+        with_bias: bool,
+    ) -> Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
         let g = self.geometry(arg.dims(), kernel.dims())?;
         let (ckk, ohw, img) = (g.ckk(), g.ohw(), g.c * g.h * g.w);
         // Through a fused ReLU: the gradient where the output is positive, 0 elsewhere.
-        let grad = if self.relu { grad.contiguous()?.apply_op2_no_bwd(&res.contiguous()?, &crate::act::ReluGrad)? } else { grad.clone() };
-        let (arg_c, kernel_c, grad_c) = (arg.contiguous()?, kernel.contiguous()?, grad.contiguous()?);
-        let ((xs, xl), (ws, wl), (ds, dl)) = (arg_c.storage_and_layout(), kernel_c.storage_and_layout(), grad_c.storage_and_layout());
-        let (x, wt, dy) = (cpu_f32(&xs, xl, "conv2d: input")?, cpu_f32(&ws, wl, "conv2d: weight")?, cpu_f32(&ds, dl, "conv2d: gradient")?);
+        let grad = if self.relu {
+            grad.contiguous()?.apply_op2_no_bwd(&res.contiguous()?, &crate::act::ReluGrad)?
+        } else {
+            grad.clone()
+        };
+        let (arg_c, kernel_c, grad_c) =
+            (arg.contiguous()?, kernel.contiguous()?, grad.contiguous()?);
+        let ((xs, xl), (ws, wl), (ds, dl)) = (
+            arg_c.storage_and_layout(),
+            kernel_c.storage_and_layout(),
+            grad_c.storage_and_layout(),
+        );
+        let (x, wt, dy) = (
+            cpu_f32(&xs, xl, "conv2d: input")?,
+            cpu_f32(&ws, wl, "conv2d: weight")?,
+            cpu_f32(&ds, dl, "conv2d: gradient")?,
+        );
         let need_dx = arg.track_op();
         // The direct kernels' input gradient, and their weight gradient where that is faster
         // than im2col + gemm (few channels); else the gemm loop below computes dW (and dX).
@@ -359,7 +485,11 @@ impl Conv2dOp {
                     None
                 };
                 if self.direct.unwrap_or_else(|| crate::conv_direct::weight_grad_applies(&s)) {
-                    let dw = Tensor::from_vec(crate::conv_direct::weight_grad(x, dy, &s), kernel.shape(), kernel.device())?;
+                    let dw = Tensor::from_vec(
+                        crate::conv_direct::weight_grad(x, dy, &s),
+                        kernel.shape(),
+                        kernel.device(),
+                    )?;
                     let db = if with_bias {
                         let mut db = vec![0f32; g.o];
                         for (k, row) in dy.chunks(ohw).enumerate() {
@@ -380,7 +510,11 @@ impl Conv2dOp {
         let par = inner_parallelism(g.n);
         let chunk = g.n.div_ceil(threads());
         let mut dx = vec![0f32; if need_dx { g.n * img } else { 0 }];
-        let dx_chunks: Vec<&mut [f32]> = if need_dx { dx.chunks_mut(chunk * img).collect() } else { (0..g.n.div_ceil(chunk)).map(|_| &mut [][..]).collect() };
+        let dx_chunks: Vec<&mut [f32]> = if need_dx {
+            dx.chunks_mut(chunk * img).collect()
+        } else {
+            (0..g.n.div_ceil(chunk)).map(|_| &mut [][..]).collect()
+        };
         let gsz = group_size(&g, chunk);
         let parts: Vec<(Vec<f32>, Vec<f32>)> = dx_chunks
             .into_par_iter()
@@ -389,7 +523,11 @@ impl Conv2dOp {
                 let cols = gsz * ohw;
                 let mut col = ColBuf::new(if g.pointwise() && gsz == 1 { 0 } else { ckk * cols });
                 let mut dy_wide = vec![0f32; if gsz == 1 { 0 } else { g.o * cols }];
-                let mut dcol = vec![0f32; if need_dx && !(g.pointwise() && gsz == 1) { ckk * cols } else { 0 }];
+                let mut dcol =
+                    vec![
+                        0f32;
+                        if need_dx && !(g.pointwise() && gsz == 1) { ckk * cols } else { 0 }
+                    ];
                 let mut dw = vec![0f32; g.o * ckk]; // column-major
                 let mut db = vec![0f32; if with_bias { g.o } else { 0 }];
                 let end = ((t + 1) * chunk).min(g.n);
@@ -398,7 +536,9 @@ impl Conv2dOp {
                     let dys = &dy[first * g.o * ohw..(first + m) * g.o * ohw];
                     if with_bias {
                         for dyb in dys.chunks(g.o * ohw) {
-                            db.iter_mut().zip(dyb.chunks(ohw)).for_each(|(d, row)| *d += row.iter().sum::<f32>());
+                            db.iter_mut()
+                                .zip(dyb.chunks(ohw))
+                                .for_each(|(d, row)| *d += row.iter().sum::<f32>());
                         }
                     }
                     // dY of the group as one (O, m*OHW) matrix, the layout of the forward's gemm.
@@ -414,16 +554,49 @@ impl Conv2dOp {
                     };
                     let src = gemm_input(&x[first * img..(first + m) * img], m, &g, &mut col);
                     // dW (O, CKK) += dY (O, m*OHW) @ col^T (m*OHW, CKK), kept column-major (see matmul_col_major)
-                    matmul_col_major(g.o, ckk, ld, &mut dw, true, dyg, (ld as isize, 1), src, (1, ld as isize), par);
+                    matmul_col_major(
+                        g.o,
+                        ckk,
+                        ld,
+                        &mut dw,
+                        true,
+                        dyg,
+                        (ld as isize, 1),
+                        src,
+                        (1, ld as isize),
+                        par,
+                    );
                     if need_dx {
                         let dxs = &mut dx[(first - t * chunk) * img..(first - t * chunk + m) * img];
                         // dcol (CKK, m*OHW) = W^T (CKK, O) @ dY (O, m*OHW), folded back into dX
                         // (a lone pointwise image: dcol is dX).
                         if g.pointwise() && m == 1 {
-                            matmul(ckk, ohw, g.o, dxs, false, wt, (1, ckk as isize), dyg, (ohw as isize, 1), par);
+                            matmul(
+                                ckk,
+                                ohw,
+                                g.o,
+                                dxs,
+                                false,
+                                wt,
+                                (1, ckk as isize),
+                                dyg,
+                                (ohw as isize, 1),
+                                par,
+                            );
                             continue;
                         }
-                        matmul(ckk, ld, g.o, &mut dcol, false, wt, (1, ckk as isize), dyg, (ld as isize, 1), par);
+                        matmul(
+                            ckk,
+                            ld,
+                            g.o,
+                            &mut dcol,
+                            false,
+                            wt,
+                            (1, ckk as isize),
+                            dyg,
+                            (ld as isize, 1),
+                            par,
+                        );
                         for (i, dxb) in dxs.chunks_mut(img).enumerate() {
                             if g.pointwise() {
                                 for (c, plane) in dxb.chunks_mut(ohw).enumerate() {
@@ -447,7 +620,11 @@ impl Conv2dOp {
             db.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
         }
         let dw = Tensor::from_vec(dw, kernel.shape(), kernel.device())?;
-        let dx = if need_dx { Some(Tensor::from_vec(dx, arg.shape(), arg.device())?) } else { dx_direct };
+        let dx = if need_dx {
+            Some(Tensor::from_vec(dx, arg.shape(), arg.device())?)
+        } else {
+            dx_direct
+        };
         let db = if with_bias { Some(Tensor::from_vec(db, g.o, kernel.device())?) } else { None };
         Ok((dx, dw, db))
     }
@@ -458,11 +635,29 @@ impl CustomOp2 for Conv2dOp {
         "support-conv2d"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        self.forward(f32_slice(s1, l1, "conv2d: input")?, l1, f32_slice(s2, l2, "conv2d: weight")?, l2, None)
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.forward(
+            f32_slice(s1, l1, "conv2d: input")?,
+            l1,
+            f32_slice(s2, l2, "conv2d: weight")?,
+            l2,
+            None,
+        )
     }
 
-    fn bwd(&self, arg: &Tensor, kernel: &Tensor, res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        kernel: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let (dx, dw, _) = self.backward(arg, kernel, res, grad, false)?;
         Ok((dx, Some(dw)))
     }
@@ -473,11 +668,32 @@ impl CustomOp3 for Conv2dOp {
         "support-conv2d-bias"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
-        self.forward(f32_slice(s1, l1, "conv2d: input")?, l1, f32_slice(s2, l2, "conv2d: weight")?, l2, Some(f32_slice(s3, l3, "conv2d: bias")?))
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.forward(
+            f32_slice(s1, l1, "conv2d: input")?,
+            l1,
+            f32_slice(s2, l2, "conv2d: weight")?,
+            l2,
+            Some(f32_slice(s3, l3, "conv2d: bias")?),
+        )
     }
 
-    fn bwd(&self, arg: &Tensor, kernel: &Tensor, _bias: &Tensor, res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        kernel: &Tensor,
+        _bias: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (dx, dw, db) = self.backward(arg, kernel, res, grad, true)?;
         Ok((dx, Some(dw), db))
     }
@@ -495,12 +711,22 @@ pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, pad: usize) -> Result<Tenso
 
 /// [`conv2d`] plus a per-channel `bias` of shape `(O,)`, added inside the same op (no
 /// broadcast add, and the bias gradient is summed in the backward pass's own loop).
-pub fn conv2d_bias(x: &Tensor, w: &Tensor, bias: &Tensor, stride: usize, pad: usize) -> Result<Tensor> {
+pub fn conv2d_bias(
+    x: &Tensor,
+    w: &Tensor,
+    bias: &Tensor,
+    stride: usize,
+    pad: usize,
+) -> Result<Tensor> {
     if !(is_cpu_f32(x) && is_cpu_f32(w) && is_cpu_f32(bias)) {
         let o = w.dim(0)?;
         return x.conv2d(w, pad, stride, 1, 1)?.broadcast_add(&bias.reshape((1, o, 1, 1))?);
     }
-    x.contiguous()?.apply_op3(&w.contiguous()?, &bias.contiguous()?, Conv2dOp { stride, pad, relu: false, direct: None })
+    x.contiguous()?.apply_op3(
+        &w.contiguous()?,
+        &bias.contiguous()?,
+        Conv2dOp { stride, pad, relu: false, direct: None },
+    )
 }
 
 /// [`conv2d_relu`] (or without the ReLU) on a chosen path: `direct` true runs the direct
@@ -508,7 +734,15 @@ pub fn conv2d_bias(x: &Tensor, w: &Tensor, bias: &Tensor, stride: usize, pad: us
 /// kernel, padding below its size; else im2col + gemm), false im2col + gemm. For tests and
 /// benchmarks of the two paths; the other functions choose by shape. CPU f32 tensors only.
 #[doc(hidden)]
-pub fn conv2d_path(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, stride: usize, pad: usize, relu: bool, direct: bool) -> Result<Tensor> {
+pub fn conv2d_path(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    stride: usize,
+    pad: usize,
+    relu: bool,
+    direct: bool,
+) -> Result<Tensor> {
     if !(is_cpu_f32(x) && is_cpu_f32(w) && bias.is_none_or(is_cpu_f32)) {
         return Err(error("conv2d_path runs on CPU f32 tensors only"));
     }
@@ -521,7 +755,13 @@ pub fn conv2d_path(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, stride: usize,
 
 /// `relu(conv2d(x, w, stride, pad) + bias)` as one op (bias optional): the ReLU costs no extra
 /// pass or buffer in the forward pass, and its backward is folded into the convolution's.
-pub fn conv2d_relu(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, stride: usize, pad: usize) -> Result<Tensor> {
+pub fn conv2d_relu(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    stride: usize,
+    pad: usize,
+) -> Result<Tensor> {
     let cpu_f32 = is_cpu_f32(x) && is_cpu_f32(w) && bias.is_none_or(is_cpu_f32);
     let op = Conv2dOp { stride, pad, relu: true, direct: None };
     match bias {
@@ -556,15 +796,33 @@ struct DwGeometry {
 
 impl DepthwiseOp {
     fn geometry(&self, x: &[usize], w: &[usize]) -> Result<DwGeometry> {
-        let ([n, c, h, wd], [c2, one, kh, kw]) = (<[usize; 4]>::try_from(x).map_err(|_| error("depthwise conv: input must be (N, C, H, W)"))?, <[usize; 4]>::try_from(w).map_err(|_| error("depthwise conv: weight must be (C, 1, KH, KW)"))?);
+        let ([n, c, h, wd], [c2, one, kh, kw]) = (
+            <[usize; 4]>::try_from(x)
+                .map_err(|_| error("depthwise conv: input must be (N, C, H, W)"))?,
+            <[usize; 4]>::try_from(w)
+                .map_err(|_| error("depthwise conv: weight must be (C, 1, KH, KW)"))?,
+        );
         if c != c2 || one != 1 {
             return Err(error(format!("depthwise conv: the input has {c} channels, the weight has shape {w:?} (expected ({c}, 1, KH, KW))")));
         }
         let (t, b, l, r) = self.pad;
         if h + t + b < kh || wd + l + r < kw || self.stride == 0 {
-            return Err(error(format!("depthwise conv: kernel {kh}x{kw} does not fit the padded input {}x{}", h + t + b, wd + l + r)));
+            return Err(error(format!(
+                "depthwise conv: kernel {kh}x{kw} does not fit the padded input {}x{}",
+                h + t + b,
+                wd + l + r
+            )));
         }
-        Ok(DwGeometry { n, c, h, w: wd, kh, kw, oh: (h + t + b - kh) / self.stride + 1, ow: (wd + l + r - kw) / self.stride + 1 })
+        Ok(DwGeometry {
+            n,
+            c,
+            h,
+            w: wd,
+            kh,
+            kw,
+            oh: (h + t + b - kh) / self.stride + 1,
+            ow: (wd + l + r - kw) / self.stride + 1,
+        })
     }
 
     /// For every output row `oy` and kernel tap `(ki, kj)` that lands inside the input: calls
@@ -578,7 +836,8 @@ impl DepthwiseOp {
         let cols: Vec<(usize, usize, usize)> = (0..g.kw)
             .map(|kj| {
                 let lo = ((l as isize - kj as isize).max(0) + s - 1) / s;
-                let hi = ((g.w as isize + l as isize - kj as isize + s - 1) / s).clamp(0, g.ow as isize);
+                let hi =
+                    ((g.w as isize + l as isize - kj as isize + s - 1) / s).clamp(0, g.ow as isize);
                 let (lo, hi) = (lo as usize, (hi as usize).max(lo as usize));
                 (lo, hi, (lo * self.stride + kj).saturating_sub(l))
             })
@@ -604,7 +863,13 @@ impl CustomOp2 for DepthwiseOp {
         "support-depthwise-conv2d"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let (x, wt) = (f32_slice(s1, l1, "conv2d: input")?, f32_slice(s2, l2, "conv2d: weight")?);
         let g = self.geometry(l1.dims(), l2.dims())?;
         let (hw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.kh * g.kw);
@@ -613,7 +878,11 @@ impl CustomOp2 for DepthwiseOp {
             let (xs, ws) = (&x[nc * hw..(nc + 1) * hw], &wt[(nc % g.c) * kk..(nc % g.c + 1) * kk]);
             let st = self.stride;
             self.rows(&g, |oy, y, k, lo, hi, first| {
-                let (orow, irow, wv) = (&mut o[oy * g.ow + lo..oy * g.ow + hi], &xs[y * g.w + first..(y + 1) * g.w], ws[k]);
+                let (orow, irow, wv) = (
+                    &mut o[oy * g.ow + lo..oy * g.ow + hi],
+                    &xs[y * g.w + first..(y + 1) * g.w],
+                    ws[k],
+                );
                 if st == 1 {
                     orow.iter_mut().zip(irow).for_each(|(o, i)| *o += wv * i);
                 } else {
@@ -624,12 +893,27 @@ impl CustomOp2 for DepthwiseOp {
         Ok((CpuStorage::F32(out), Shape::from((g.n, g.c, g.oh, g.ow))))
     }
 
-    fn bwd(&self, arg: &Tensor, kernel: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        kernel: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let g = self.geometry(arg.dims(), kernel.dims())?;
         let (hw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.kh * g.kw);
-        let (arg_c, kernel_c, grad_c) = (arg.contiguous()?, kernel.contiguous()?, grad.contiguous()?);
-        let ((xs, xl), (ws, wl), (ds, dl)) = (arg_c.storage_and_layout(), kernel_c.storage_and_layout(), grad_c.storage_and_layout());
-        let (x, wt, dy) = (cpu_f32(&xs, xl, "conv2d: input")?, cpu_f32(&ws, wl, "conv2d: weight")?, cpu_f32(&ds, dl, "conv2d: gradient")?);
+        let (arg_c, kernel_c, grad_c) =
+            (arg.contiguous()?, kernel.contiguous()?, grad.contiguous()?);
+        let ((xs, xl), (ws, wl), (ds, dl)) = (
+            arg_c.storage_and_layout(),
+            kernel_c.storage_and_layout(),
+            grad_c.storage_and_layout(),
+        );
+        let (x, wt, dy) = (
+            cpu_f32(&xs, xl, "conv2d: input")?,
+            cpu_f32(&ws, wl, "conv2d: weight")?,
+            cpu_f32(&ds, dl, "conv2d: gradient")?,
+        );
         let need_dx = arg.track_op();
         let mut dx = vec![0f32; if need_dx { g.n * g.c * hw } else { 0 }];
         // Per (image, channel): its dX plane and its contribution to the channel's dW.
@@ -637,18 +921,34 @@ impl CustomOp2 for DepthwiseOp {
             dx.par_chunks_mut(hw)
                 .enumerate()
                 .map(|(nc, dxp)| {
-                    let (xp, dyp, ws) = (&x[nc * hw..(nc + 1) * hw], &dy[nc * ohw..(nc + 1) * ohw], &wt[(nc % g.c) * kk..(nc % g.c + 1) * kk]);
+                    let (xp, dyp, ws) = (
+                        &x[nc * hw..(nc + 1) * hw],
+                        &dy[nc * ohw..(nc + 1) * ohw],
+                        &wt[(nc % g.c) * kk..(nc % g.c + 1) * kk],
+                    );
                     let mut dw = vec![0f32; kk];
                     let st = self.stride;
                     self.rows(&g, |oy, y, k, lo, hi, first| {
-                        let (drow, irow, dxrow) = (&dyp[oy * g.ow + lo..oy * g.ow + hi], &xp[y * g.w + first..(y + 1) * g.w], &mut dxp[y * g.w + first..(y + 1) * g.w]);
+                        let (drow, irow, dxrow) = (
+                            &dyp[oy * g.ow + lo..oy * g.ow + hi],
+                            &xp[y * g.w + first..(y + 1) * g.w],
+                            &mut dxp[y * g.w + first..(y + 1) * g.w],
+                        );
                         let wv = ws[k];
                         if st == 1 {
                             dw[k] += drow.iter().zip(irow).map(|(d, i)| d * i).sum::<f32>();
                             dxrow.iter_mut().zip(drow).for_each(|(dx, d)| *dx += wv * d);
                         } else {
-                            dw[k] += drow.iter().zip(irow.iter().step_by(st)).map(|(d, i)| d * i).sum::<f32>();
-                            dxrow.iter_mut().step_by(st).zip(drow).for_each(|(dx, d)| *dx += wv * d);
+                            dw[k] += drow
+                                .iter()
+                                .zip(irow.iter().step_by(st))
+                                .map(|(d, i)| d * i)
+                                .sum::<f32>();
+                            dxrow
+                                .iter_mut()
+                                .step_by(st)
+                                .zip(drow)
+                                .for_each(|(dx, d)| *dx += wv * d);
                         }
                     });
                     dw
@@ -662,8 +962,15 @@ impl CustomOp2 for DepthwiseOp {
                     let mut dw = vec![0f32; kk];
                     let st = self.stride;
                     self.rows(&g, |oy, y, k, lo, hi, first| {
-                        let (drow, irow) = (&dyp[oy * g.ow + lo..oy * g.ow + hi], &xp[y * g.w + first..(y + 1) * g.w]);
-                        dw[k] += drow.iter().zip(irow.iter().step_by(st)).map(|(d, i)| d * i).sum::<f32>();
+                        let (drow, irow) = (
+                            &dyp[oy * g.ow + lo..oy * g.ow + hi],
+                            &xp[y * g.w + first..(y + 1) * g.w],
+                        );
+                        dw[k] += drow
+                            .iter()
+                            .zip(irow.iter().step_by(st))
+                            .map(|(d, i)| d * i)
+                            .sum::<f32>();
                     });
                     dw
                 })
@@ -671,10 +978,14 @@ impl CustomOp2 for DepthwiseOp {
         };
         let mut dw = vec![0f32; g.c * kk];
         for (nc, part) in dws.into_iter().enumerate() {
-            dw[(nc % g.c) * kk..(nc % g.c + 1) * kk].iter_mut().zip(part).for_each(|(a, b)| *a += b);
+            dw[(nc % g.c) * kk..(nc % g.c + 1) * kk]
+                .iter_mut()
+                .zip(part)
+                .for_each(|(a, b)| *a += b);
         }
         let dw = Tensor::from_vec(dw, kernel.shape(), kernel.device())?;
-        let dx = if need_dx { Some(Tensor::from_vec(dx, arg.shape(), arg.device())?) } else { None };
+        let dx =
+            if need_dx { Some(Tensor::from_vec(dx, arg.shape(), arg.device())?) } else { None };
         Ok((dx, Some(dw)))
     }
 }
@@ -682,7 +993,12 @@ impl CustomOp2 for DepthwiseOp {
 /// `torch.nn.functional.conv2d(F.pad(x, (l, r, t, b)), w, stride=stride, groups=C)` with
 /// `w: (C, 1, KH, KW)`; `pad = (top, bottom, left, right)`. Candle's grouped convolution runs one
 /// convolution per group; this is one pass. Off the CPU, candle's grouped conv2d is used.
-pub fn depthwise_conv2d(x: &Tensor, w: &Tensor, stride: usize, pad: (usize, usize, usize, usize)) -> Result<Tensor> {
+pub fn depthwise_conv2d(
+    x: &Tensor,
+    w: &Tensor,
+    stride: usize,
+    pad: (usize, usize, usize, usize),
+) -> Result<Tensor> {
     if !(is_cpu_f32(x) && is_cpu_f32(w)) {
         let x = x.pad_with_zeros(2, pad.0, pad.1)?.pad_with_zeros(3, pad.2, pad.3)?;
         return x.conv2d(w, 0, stride, 1, w.dim(0)?);

@@ -78,7 +78,14 @@ impl Shape {
     }
     /// The input gradient's convolution: `o` input channels, `c` outputs, padding `K-1-pad`.
     fn adjoint(&self) -> Shape {
-        Shape { c: self.o, h: self.oh(), w: self.ow(), o: self.c, k: self.k, pad: self.k - 1 - self.pad }
+        Shape {
+            c: self.o,
+            h: self.oh(),
+            w: self.ow(),
+            o: self.c,
+            k: self.k,
+            pad: self.k - 1 - self.pad,
+        }
     }
 }
 
@@ -96,7 +103,12 @@ pub(crate) fn available() -> bool {
 /// 16x16 3x3 18-21 / 16-20 vs 27-29 / 25-34; 64 channels 8x8 18-20 / 22-28 vs 23-25 / 28;
 /// Inception's 112 -> 64 5x5 on 8x8 75-82 / 77-81 vs 118-154 / 147-191.
 pub(crate) fn applies(s: &Shape, stride: usize) -> bool {
-    supports(s, stride) && matches!(s.k, 3 | 5 | 7) && s.ow() >= LANES && s.c <= 128 && s.o <= 64 && s.c * s.hp() * s.wp() <= 1 << 16
+    supports(s, stride)
+        && matches!(s.k, 3 | 5 | 7)
+        && s.ow() >= LANES
+        && s.c <= 128
+        && s.o <= 64
+        && s.c * s.hp() * s.wp() <= 1 << 16
 }
 
 /// Whether the weight gradient of a layer the kernels run ([`applies`]) is computed here too: at
@@ -173,10 +185,22 @@ fn hsum(a: __m256) -> f32 {
 /// image, `wpk` the weights packed by [`pack_weights`] for blocks of `B`, `offs[t]` the offset
 /// of tap `t = (c, i, j)` in `xp`.
 #[target_feature(enable = "avx2,fma")]
-fn forward_image<const B: usize>(xp: &[f32], wpk: &[f32], offs: &[usize], bias: Option<&[f32]>, relu: bool, s: &Shape, out: &mut [f32]) {
+fn forward_image<const B: usize>(
+    xp: &[f32],
+    wpk: &[f32],
+    offs: &[usize],
+    bias: Option<&[f32]>,
+    relu: bool,
+    s: &Shape,
+    out: &mut [f32],
+) {
     let (oh, ow, wp, taps) = (s.oh(), s.ow(), s.wp(), s.taps());
     // The farthest load: the last tile of the last row at the farthest tap.
-    assert!(offs.len() == taps && (oh - 1) * wp + s.tw() - LANES + offs.iter().max().copied().unwrap_or(0) + LANES <= xp.len());
+    assert!(
+        offs.len() == taps
+            && (oh - 1) * wp + s.tw() - LANES + offs.iter().max().copied().unwrap_or(0) + LANES
+                <= xp.len()
+    );
     for (blk, wb) in wpk.chunks_exact(taps * B).enumerate() {
         let o0 = blk * B;
         for y in 0..oh {
@@ -214,23 +238,39 @@ fn forward_image<const B: usize>(xp: &[f32], wpk: &[f32], offs: &[usize], bias: 
 /// `dyp` their output gradients with rows zero-extended to whole tiles (`oh` rows of `tw`) and
 /// whole blocks of `B` planes (the extra planes zero), `planes` planes per image.
 #[target_feature(enable = "avx2,fma")]
-fn weight_grad_group<const K: usize, const B: usize>(xp: &[f32], dyp: &[f32], imgs: usize, planes: usize, s: &Shape, dw: &mut [f32]) {
+fn weight_grad_group<const K: usize, const B: usize>(
+    xp: &[f32],
+    dyp: &[f32],
+    imgs: usize,
+    planes: usize,
+    s: &Shape,
+    dw: &mut [f32],
+) {
     let (oh, hp, wp, taps, tw) = (s.oh(), s.hp(), s.wp(), s.taps(), s.tw());
     let (plane, x_img) = (oh * tw, s.c * hp * wp);
     // Rows i..i+oh of a plane and columns up to tw + K - 2 lie inside it; B planes per block in dyp.
-    assert!(s.k == K && imgs * x_img <= xp.len() && tw + K - 1 <= wp && planes >= s.o.div_ceil(B) * B && dyp.len() >= imgs * planes * plane);
+    assert!(
+        s.k == K
+            && imgs * x_img <= xp.len()
+            && tw + K - 1 <= wp
+            && planes >= s.o.div_ceil(B) * B
+            && dyp.len() >= imgs * planes * plane
+    );
     for o0 in (0..s.o).step_by(B) {
         for c in 0..s.c {
             for i in 0..K {
                 let mut acc = [[_mm256_setzero_ps(); K]; B];
                 for g in 0..imgs {
                     let x = xp[g * x_img + (c * hp + i) * wp..].as_ptr();
-                    let dys: [*const f32; B] = std::array::from_fn(|k| dyp[(g * planes + o0 + k) * plane..].as_ptr());
+                    let dys: [*const f32; B] =
+                        std::array::from_fn(|k| dyp[(g * planes + o0 + k) * plane..].as_ptr());
                     for y in 0..oh {
                         for t in (0..tw).step_by(LANES) {
                             // SAFETY: row y of each gradient plane and row i + y of the input
                             // plane, columns t..t + K + 7, are inside their buffers (asserted above).
-                            let d: [__m256; B] = std::array::from_fn(|b| unsafe { _mm256_loadu_ps(dys[b].add(y * tw + t)) });
+                            let d: [__m256; B] = std::array::from_fn(|b| unsafe {
+                                _mm256_loadu_ps(dys[b].add(y * tw + t))
+                            });
                             for j in 0..K {
                                 let xv = unsafe { _mm256_loadu_ps(x.add(y * wp + t + j)) };
                                 for b in 0..B {
@@ -264,7 +304,15 @@ fn weight_grad_block(k: usize) -> usize {
     }
 }
 
-fn forward_one(xp: &[f32], wpk: &[f32], offs: &[usize], bias: Option<&[f32]>, relu: bool, s: &Shape, out: &mut [f32]) {
+fn forward_one(
+    xp: &[f32],
+    wpk: &[f32],
+    offs: &[usize],
+    bias: Option<&[f32]>,
+    relu: bool,
+    s: &Shape,
+    out: &mut [f32],
+) {
     assert!(available());
     // SAFETY: the CPU has AVX2 and FMA (asserted above).
     unsafe {
@@ -301,10 +349,23 @@ fn weight_grad_one(xp: &[f32], dyp: &[f32], imgs: usize, planes: usize, s: &Shap
 /// Kernels wider than 7 (not used by [`applies`]; reachable by forcing the path): one tap at a
 /// time, a block of one channel.
 #[target_feature(enable = "avx2,fma")]
-fn weight_grad_group_any(xp: &[f32], dyp: &[f32], imgs: usize, planes: usize, s: &Shape, dw: &mut [f32], k: usize) {
+fn weight_grad_group_any(
+    xp: &[f32],
+    dyp: &[f32],
+    imgs: usize,
+    planes: usize,
+    s: &Shape,
+    dw: &mut [f32],
+    k: usize,
+) {
     let (oh, hp, wp, taps, tw) = (s.oh(), s.hp(), s.wp(), s.taps(), s.tw());
     let (plane, x_img) = (oh * tw, s.c * hp * wp);
-    assert!(imgs * x_img <= xp.len() && tw + k - 1 <= wp && planes >= s.o && dyp.len() >= imgs * planes * plane);
+    assert!(
+        imgs * x_img <= xp.len()
+            && tw + k - 1 <= wp
+            && planes >= s.o
+            && dyp.len() >= imgs * planes * plane
+    );
     for g in 0..imgs {
         for o in 0..s.o {
             for c in 0..s.c {
@@ -314,8 +375,16 @@ fn weight_grad_group_any(xp: &[f32], dyp: &[f32], imgs: usize, planes: usize, s:
                         for y in 0..oh {
                             for t in (0..tw).step_by(LANES) {
                                 // SAFETY: as in weight_grad_group (asserted above).
-                                let d = unsafe { _mm256_loadu_ps(dyp[((g * planes + o) * oh + y) * tw + t..].as_ptr()) };
-                                let x = unsafe { _mm256_loadu_ps(xp[g * x_img + (c * hp + i + y) * wp + t + j..].as_ptr()) };
+                                let d = unsafe {
+                                    _mm256_loadu_ps(
+                                        dyp[((g * planes + o) * oh + y) * tw + t..].as_ptr(),
+                                    )
+                                };
+                                let x = unsafe {
+                                    _mm256_loadu_ps(
+                                        xp[g * x_img + (c * hp + i + y) * wp + t + j..].as_ptr(),
+                                    )
+                                };
                                 acc = _mm256_fmadd_ps(d, x, acc);
                             }
                         }
@@ -329,11 +398,20 @@ fn weight_grad_group_any(xp: &[f32], dyp: &[f32], imgs: usize, planes: usize, s:
 
 /// The forward pass of images `x` (`n, c, h, w`) into `out` (`n, o, oh, ow`), parallel over images.
 /// Needs [`supports`].
-pub(crate) fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool, s: &Shape, out: &mut [f32]) {
+pub(crate) fn forward(
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    s: &Shape,
+    out: &mut [f32],
+) {
     use rayon::prelude::*;
     let (img, out_img) = (s.c * s.h * s.w, s.o * s.oh() * s.ow());
     let (hp, wp) = (s.hp(), s.wp());
-    let offs: Vec<usize> = (0..s.c).flat_map(|c| (0..s.k).flat_map(move |i| (0..s.k).map(move |j| (c * hp + i) * wp + j))).collect();
+    let offs: Vec<usize> = (0..s.c)
+        .flat_map(|c| (0..s.k).flat_map(move |i| (0..s.k).map(move |j| (c * hp + i) * wp + j)))
+        .collect();
     let wpk = pack_weights(w, s);
     out.par_chunks_mut(out_img).zip(x.par_chunks(img)).for_each_init(Vec::new, |xp, (out, x)| {
         pad_into(x, s, xp);
@@ -350,7 +428,8 @@ const GROUP_BYTES: usize = 192 << 10;
 /// cache ([`GROUP_BYTES`]), the shares are added at the end.
 pub(crate) fn weight_grad(x: &[f32], dy: &[f32], s: &Shape) -> Vec<f32> {
     use rayon::prelude::*;
-    let (img, out_img, oh, ow, tw) = (s.c * s.h * s.w, s.o * s.oh() * s.ow(), s.oh(), s.ow(), s.tw());
+    let (img, out_img, oh, ow, tw) =
+        (s.c * s.h * s.w, s.o * s.oh() * s.ow(), s.oh(), s.ow(), s.tw());
     let (x_img, n) = (s.c * s.hp() * s.wp(), x.len() / img.max(1));
     let per = n.div_ceil(crate::conv::threads()).max(1);
     let b = weight_grad_block(s.k);
@@ -360,7 +439,11 @@ pub(crate) fn weight_grad(x: &[f32], dy: &[f32], s: &Shape) -> Vec<f32> {
         .into_par_iter()
         .map(|part| {
             // Zeroed once: the padding borders and the tails of the gradient rows stay zero.
-            let (mut xp, mut dyp, mut dw) = (vec![0f32; group * x_img], vec![0f32; group * planes * oh * tw], vec![0f32; s.o * s.taps()]);
+            let (mut xp, mut dyp, mut dw) = (
+                vec![0f32; group * x_img],
+                vec![0f32; group * planes * oh * tw],
+                vec![0f32; s.o * s.taps()],
+            );
             let end = ((part + 1) * per).min(n);
             for first in (part * per..end).step_by(group) {
                 let m = group.min(end - first);
@@ -368,7 +451,10 @@ pub(crate) fn weight_grad(x: &[f32], dy: &[f32], s: &Shape) -> Vec<f32> {
                     let i = first + g;
                     pad_image(&x[i * img..(i + 1) * img], s, &mut xp[g * x_img..(g + 1) * x_img]);
                     // The real channels' rows; their tails and the extra planes stay zero.
-                    for (row, src) in dyp[g * planes * oh * tw..].chunks_exact_mut(tw).zip(dy[i * out_img..(i + 1) * out_img].chunks_exact(ow)) {
+                    for (row, src) in dyp[g * planes * oh * tw..]
+                        .chunks_exact_mut(tw)
+                        .zip(dy[i * out_img..(i + 1) * out_img].chunks_exact(ow))
+                    {
                         row[..ow].copy_from_slice(src);
                     }
                 }

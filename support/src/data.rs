@@ -89,7 +89,8 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
-        let n = f.read(&mut buf).map_err(|e| error(format!("cannot read {}: {e}", path.display())))?;
+        let n =
+            f.read(&mut buf).map_err(|e| error(format!("cannot read {}: {e}", path.display())))?;
         if n == 0 {
             break;
         }
@@ -104,7 +105,8 @@ pub const OFFLINE_ENV: &str = "PLAYGROUND_OFFLINE";
 /// Whether missing files may be downloaded: the `download` feature is on and `$PLAYGROUND_OFFLINE`
 /// is not set.
 pub fn downloads_enabled() -> bool {
-    cfg!(feature = "download") && !std::env::var(OFFLINE_ENV).is_ok_and(|v| !v.is_empty() && v != "0")
+    cfg!(feature = "download")
+        && !std::env::var(OFFLINE_ENV).is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
 /// Makes sure the MNIST files are in `<root>/mnist`, downloading the missing ones (and checking
@@ -113,7 +115,9 @@ pub fn ensure_mnist(root: &Path) -> Result<PathBuf> {
     let dir = root.join("mnist");
     let missing: Vec<&RemoteFile> = MNIST_FILES
         .iter()
-        .filter(|f| !dir.join(f.name).exists() && !dir.join(f.name.trim_end_matches(".gz")).exists())
+        .filter(|f| {
+            !dir.join(f.name).exists() && !dir.join(f.name.trim_end_matches(".gz")).exists()
+        })
         .collect();
     if missing.is_empty() {
         return Ok(dir);
@@ -129,9 +133,19 @@ pub fn ensure_mnist(root: &Path) -> Result<PathBuf> {
         if failures.is_empty() {
             return Ok(dir);
         }
-        return Err(missing_files_error("MNIST", &dir, &missing.iter().map(|f| f.name).collect::<Vec<_>>(), &failures));
+        return Err(missing_files_error(
+            "MNIST",
+            &dir,
+            &missing.iter().map(|f| f.name).collect::<Vec<_>>(),
+            &failures,
+        ));
     }
-    Err(missing_files_error("MNIST", &dir, &missing.iter().map(|f| f.name).collect::<Vec<_>>(), &[]))
+    Err(missing_files_error(
+        "MNIST",
+        &dir,
+        &missing.iter().map(|f| f.name).collect::<Vec<_>>(),
+        &[],
+    ))
 }
 
 /// Makes sure the six CIFAR-10 `.bin` files are in `<root>/cifar-10-batches-bin`, downloading
@@ -153,12 +167,14 @@ pub fn ensure_cifar10(root: &Path) -> Result<PathBuf> {
     Err(missing_files_error("CIFAR-10", &dir, &missing, &[]))
 }
 
-fn missing_files_error(what: &str, dir: &Path, missing: &[&str], failures: &[String]) -> crate::Error {
-    let mut msg = format!(
-        "{what} data is missing: {} not found in {}.\n",
-        missing.join(", "),
-        dir.display()
-    );
+fn missing_files_error(
+    what: &str,
+    dir: &Path,
+    missing: &[&str],
+    failures: &[String],
+) -> crate::Error {
+    let mut msg =
+        format!("{what} data is missing: {} not found in {}.\n", missing.join(", "), dir.display());
     if failures.is_empty() {
         msg += &format!("Downloads are off (the `download` feature is missing or {OFFLINE_ENV} is set), so nothing was fetched.\n");
     } else {
@@ -176,7 +192,8 @@ fn missing_files_error(what: &str, dir: &Path, missing: &[&str], failures: &[Str
 
 /// Reads a whole file, transparently un-gzipping it when it starts with the gzip magic.
 fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).map_err(|e| error(format!("cannot read {}: {e}", path.display())))?;
+    let raw =
+        std::fs::read(path).map_err(|e| error(format!("cannot read {}: {e}", path.display())))?;
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::with_capacity(raw.len() * 8);
         flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out).map_err(|e| {
@@ -208,7 +225,11 @@ pub fn read_idx(path: &Path, expected_rank: usize) -> Result<Idx> {
     let bytes = read_maybe_gz(path)?;
     let what = || path.display().to_string();
     if bytes.len() < 4 {
-        return Err(error(format!("{} is too short to be an IDX file ({} bytes); replace it", what(), bytes.len())));
+        return Err(error(format!(
+            "{} is too short to be an IDX file ({} bytes); replace it",
+            what(),
+            bytes.len()
+        )));
     }
     let magic = be_u32(&bytes, 0);
     let expected_magic = 0x0800 + expected_rank as u32;
@@ -260,9 +281,14 @@ impl Dataset {
     /// From raw `u8` pixels `(N, C, H, W)` scaled to [0, 1], as torchvision's `ToTensor` does.
     pub fn from_u8(pixels: Vec<u8>, labels: Vec<u8>, c: usize, h: usize, w: usize) -> Result<Self> {
         let n = labels.len();
-        let images = Tensor::from_vec(pixels, (n, c, h, w), &Device::Cpu)?.to_dtype(candle_core::DType::F32)?;
+        let images = Tensor::from_vec(pixels, (n, c, h, w), &Device::Cpu)?
+            .to_dtype(candle_core::DType::F32)?;
         let images = (images / 255.0)?;
-        let labels = Tensor::from_vec(labels.into_iter().map(u32::from).collect::<Vec<u32>>(), n, &Device::Cpu)?;
+        let labels = Tensor::from_vec(
+            labels.into_iter().map(u32::from).collect::<Vec<u32>>(),
+            n,
+            &Device::Cpu,
+        )?;
         Dataset::new(images, labels)
     }
 
@@ -295,7 +321,10 @@ impl Dataset {
     /// Image `i` as a `(C, H, W)` tensor and its label.
     pub fn get(&self, i: usize) -> Result<(Tensor, u32)> {
         if i >= self.len() {
-            return Err(error(format!("index {i} is out of range for a dataset of {} samples", self.len())));
+            return Err(error(format!(
+                "index {i} is out of range for a dataset of {} samples",
+                self.len()
+            )));
         }
         Ok((self.images.get(i)?, self.labels.get(i)?.to_scalar::<u32>()?))
     }
@@ -308,13 +337,19 @@ pub fn load_mnist(root: &Path, train: bool) -> Result<Dataset> {
     let prefix = if train { "train" } else { "t10k" };
     let pick = |stem: &str| {
         let gz = dir.join(format!("{prefix}-{stem}.gz"));
-        if gz.exists() { gz } else { dir.join(format!("{prefix}-{stem}")) }
+        if gz.exists() {
+            gz
+        } else {
+            dir.join(format!("{prefix}-{stem}"))
+        }
     };
     let images = read_idx(&pick("images-idx3-ubyte"), 3)?;
     let labels = read_idx(&pick("labels-idx1-ubyte"), 1)?;
     let (n, h, w) = (images.dims[0], images.dims[1], images.dims[2]);
     if (h, w) != (28, 28) {
-        return Err(error(format!("MNIST images must be 28x28, the file says {h}x{w}; replace it")));
+        return Err(error(format!(
+            "MNIST images must be 28x28, the file says {h}x{w}; replace it"
+        )));
     }
     if labels.dims[0] != n {
         return Err(error(format!(
@@ -332,7 +367,8 @@ const CIFAR_RECORD: usize = 1 + 3 * 32 * 32;
 
 /// Reads one CIFAR-10 binary batch file: records of 1 label byte + 1024 R + 1024 G + 1024 B.
 pub fn read_cifar_bin(path: &Path) -> Result<(Vec<u8>, Vec<u8>)> {
-    let bytes = std::fs::read(path).map_err(|e| error(format!("cannot read {}: {e}", path.display())))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| error(format!("cannot read {}: {e}", path.display())))?;
     if bytes.is_empty() || bytes.len() % CIFAR_RECORD != 0 {
         return Err(error(format!(
             "{} has {} bytes, not a whole number of {CIFAR_RECORD}-byte CIFAR-10 records: the file is truncated or not a CIFAR-10 batch; replace it",
@@ -362,7 +398,11 @@ pub fn read_cifar_bin(path: &Path) -> Result<(Vec<u8>, Vec<u8>)> {
 /// the 10,000 test images, shape `(N, 3, 32, 32)`, pixels in [0, 1].
 pub fn load_cifar10(root: &Path, train: bool) -> Result<Dataset> {
     let dir = ensure_cifar10(root)?;
-    let names: Vec<&str> = if train { CIFAR10_FILES[..5].iter().map(|f| f.0).collect() } else { vec![CIFAR10_FILES[5].0] };
+    let names: Vec<&str> = if train {
+        CIFAR10_FILES[..5].iter().map(|f| f.0).collect()
+    } else {
+        vec![CIFAR10_FILES[5].0]
+    };
     let (mut pixels, mut labels) = (Vec::new(), Vec::new());
     for name in names {
         let (p, l) = read_cifar_bin(&dir.join(name))?;
@@ -413,7 +453,14 @@ impl DataLoader {
         if batch_size == 0 {
             return Err(error("batch_size must be at least 1"));
         }
-        Ok(DataLoader { dataset, batch_size, shuffle, seed, epoch: std::cell::Cell::new(0), augment: None })
+        Ok(DataLoader {
+            dataset,
+            batch_size,
+            shuffle,
+            seed,
+            epoch: std::cell::Cell::new(0),
+            augment: None,
+        })
     }
 
     /// This loader with every batch augmented (random crop + flip), seeded by the loader's seed,
@@ -483,14 +530,22 @@ impl Iterator for Batches<'_> {
         let len = self.loader.batch_size.min(n - self.next);
         let ds = &self.loader.dataset;
         let batch = match &self.order {
-            Some((order, epoch)) => ds.select(&order[self.next..self.next + len]).and_then(|d| match &self.loader.augment {
-                Some(a) => {
-                    let mut rng = Rng::new((self.loader.seed ^ 0xA5A5_5A5A).wrapping_add(epoch.wrapping_mul(1_000_003)).wrapping_add(self.next as u64));
-                    Ok((a.apply(&d.images, &mut rng)?, d.labels))
+            Some((order, epoch)) => ds.select(&order[self.next..self.next + len]).and_then(|d| {
+                match &self.loader.augment {
+                    Some(a) => {
+                        let mut rng = Rng::new(
+                            (self.loader.seed ^ 0xA5A5_5A5A)
+                                .wrapping_add(epoch.wrapping_mul(1_000_003))
+                                .wrapping_add(self.next as u64),
+                        );
+                        Ok((a.apply(&d.images, &mut rng)?, d.labels))
+                    }
+                    None => Ok((d.images, d.labels)),
                 }
-                None => Ok((d.images, d.labels)),
             }),
-            None => (|| Ok((ds.images.narrow(0, self.next, len)?, ds.labels.narrow(0, self.next, len)?)))(),
+            None => (|| {
+                Ok((ds.images.narrow(0, self.next, len)?, ds.labels.narrow(0, self.next, len)?))
+            })(),
         };
         self.next += len;
         Some(batch)
@@ -527,8 +582,18 @@ pub fn cifar10_raw_splits(split_seed: u64) -> Result<(Dataset, Dataset, Dataset)
 }
 
 /// `full` split into `n_train` / the rest with `seed`, plus `test`; quick-mode slices; sizes printed.
-fn splits(full: Dataset, mut test: Dataset, n_train: usize, seed: u64) -> Result<(Dataset, Dataset, Dataset)> {
-    let n_val = full.len().checked_sub(n_train).ok_or_else(|| error(format!("cannot split {} samples into {n_train} for training and the rest", full.len())))?;
+fn splits(
+    full: Dataset,
+    mut test: Dataset,
+    n_train: usize,
+    seed: u64,
+) -> Result<(Dataset, Dataset, Dataset)> {
+    let n_val = full.len().checked_sub(n_train).ok_or_else(|| {
+        error(format!(
+            "cannot split {} samples into {n_train} for training and the rest",
+            full.len()
+        ))
+    })?;
     let mut parts = random_split(&full, &[n_train, n_val], seed)?;
     let (mut val, mut train) = (parts.pop().unwrap(), parts.pop().unwrap());
     if crate::quick_mode() {
@@ -545,17 +610,31 @@ fn splits(full: Dataset, mut test: Dataset, n_train: usize, seed: u64) -> Result
 
 /// Train / validation / test loaders over `splits`: the training loader reshuffles every epoch
 /// (seeded with `seed`), the others keep their order.
-pub fn loaders((train, val, test): (Dataset, Dataset, Dataset), batch_size: usize, seed: u64) -> Result<(DataLoader, DataLoader, DataLoader)> {
-    Ok((DataLoader::new(train, batch_size, true, seed)?, DataLoader::new(val, batch_size, false, 0)?, DataLoader::new(test, batch_size, false, 0)?))
+pub fn loaders(
+    (train, val, test): (Dataset, Dataset, Dataset),
+    batch_size: usize,
+    seed: u64,
+) -> Result<(DataLoader, DataLoader, DataLoader)> {
+    Ok((
+        DataLoader::new(train, batch_size, true, seed)?,
+        DataLoader::new(val, batch_size, false, 0)?,
+        DataLoader::new(test, batch_size, false, 0)?,
+    ))
 }
 
 /// The CIFAR-10 loaders of the original notebook over [`cifar10_splits`] (batch 256 there).
-pub fn cifar10_loaders(batch_size: usize, split_seed: u64) -> Result<(DataLoader, DataLoader, DataLoader)> {
+pub fn cifar10_loaders(
+    batch_size: usize,
+    split_seed: u64,
+) -> Result<(DataLoader, DataLoader, DataLoader)> {
     loaders(cifar10_splits(split_seed)?, batch_size, split_seed)
 }
 
 /// The three MNIST loaders of the original notebooks over [`mnist_splits`]: the training
 /// loader reshuffles every epoch (seeded with `split_seed`), the others keep their order.
-pub fn mnist_loaders(batch_size: usize, split_seed: u64) -> Result<(DataLoader, DataLoader, DataLoader)> {
+pub fn mnist_loaders(
+    batch_size: usize,
+    split_seed: u64,
+) -> Result<(DataLoader, DataLoader, DataLoader)> {
     loaders(mnist_splits(split_seed)?, batch_size, split_seed)
 }

@@ -30,7 +30,8 @@ impl NoisyLoader {
 
     /// Adds clipped Gaussian noise to `clean` from `rng`.
     pub fn add_noise(clean: &Tensor, sigma: f32, rng: &mut Rng) -> Result<Tensor> {
-        let noise = Tensor::from_vec(rng.normal_vec(clean.elem_count()), clean.shape(), clean.device())?;
+        let noise =
+            Tensor::from_vec(rng.normal_vec(clean.elem_count()), clean.shape(), clean.device())?;
         (clean + (noise * sigma as f64)?)?.clamp(0f32, 1f32)
     }
 
@@ -41,7 +42,8 @@ impl NoisyLoader {
         let base = self.seed.wrapping_mul(0x9E37_79B9).wrapping_add(pass << 32);
         self.loader.iter().enumerate().map(move |(b, batch)| {
             let (clean, _) = batch?;
-            let noisy = Self::add_noise(&clean, self.sigma, &mut Rng::new(base.wrapping_add(b as u64)))?;
+            let noisy =
+                Self::add_noise(&clean, self.sigma, &mut Rng::new(base.wrapping_add(b as u64)))?;
             Ok((noisy, clean))
         })
     }
@@ -62,7 +64,10 @@ pub fn snr_db(clean: &Tensor, estimate: &Tensor) -> Result<f64> {
 
 /// Input and output SNR (dB), averaged over the batches of one pass, of `filter` applied to the
 /// noisy images (the original's `calculate_SNR`).
-pub fn calculate_snr(loader: &NoisyLoader, filter: &dyn Fn(&Tensor) -> Result<Tensor>) -> Result<(f64, f64)> {
+pub fn calculate_snr(
+    loader: &NoisyLoader,
+    filter: &dyn Fn(&Tensor) -> Result<Tensor>,
+) -> Result<(f64, f64)> {
     let (mut s_in, mut s_out, mut n) = (0.0, 0.0, 0usize);
     for batch in loader.iter() {
         let (noisy, clean) = batch?;
@@ -95,7 +100,9 @@ pub fn gaussian_kernel(alpha: &Tensor) -> Result<Tensor> {
 pub fn filter_batch(x: &Tensor, kernel: &Tensor) -> Result<Tensor> {
     let (kh, kw) = kernel.dims2()?;
     if kh != kw || kh % 2 == 0 {
-        return Err(error(format!("filter_batch needs a square kernel of odd size, got {kh}x{kw}")));
+        return Err(error(format!(
+            "filter_batch needs a square kernel of odd size, got {kh}x{kw}"
+        )));
     }
     if x.rank() != 4 || x.dim(1)? != 1 {
         return Err(error(format!("filter_batch needs (N, 1, H, W) images, got {:?}", x.dims())));
@@ -139,7 +146,14 @@ pub fn median_filter(x: &Tensor, k: usize) -> Result<Tensor> {
 /// `epoch {e} - batch {b:<3} - loss = {l:.5f}` every `print_every` batches (with
 /// ` - alpha: {a:.5f}` before the loss when `params` is a single scalar, as the original's
 /// learned-alpha log). Returns the loss of every batch.
-pub fn train_denoiser(forward: &dyn Fn(&Tensor) -> Result<Tensor>, params: &[Var], loader: &NoisyLoader, optimizer: &mut dyn Optimizer, epochs: usize, print_every: usize) -> Result<Vec<f64>> {
+pub fn train_denoiser(
+    forward: &dyn Fn(&Tensor) -> Result<Tensor>,
+    params: &[Var],
+    loader: &NoisyLoader,
+    optimizer: &mut dyn Optimizer,
+    epochs: usize,
+    print_every: usize,
+) -> Result<Vec<f64>> {
     crate::tune_allocator();
     crate::nn::fence_tensor_ids(params)?;
     let scalar = params.len() == 1 && params[0].elem_count() == 1;
@@ -159,7 +173,11 @@ pub fn train_denoiser(forward: &dyn Fn(&Tensor) -> Result<Tensor>, params: &[Var
             losses.push(l);
             if print_every > 0 && b % print_every == 0 {
                 if scalar {
-                    let a = params[0].as_tensor().flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?[0];
+                    let a = params[0]
+                        .as_tensor()
+                        .flatten_all()?
+                        .to_dtype(DType::F64)?
+                        .to_vec1::<f64>()?[0];
                     println!("epoch {epoch} - batch {b:<3} - alpha: {a:.5} - loss = {l:.5}");
                 } else {
                     println!("epoch {epoch} - batch {b:<3} - loss = {l:.5}");
@@ -178,6 +196,13 @@ pub fn format_kernel(kernel: &Tensor) -> Result<String> {
         d => return Err(error(format!("format_kernel needs a (k, k) kernel, got {d:?}"))),
     };
     let v = kernel.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-    let rows: Vec<String> = (0..kh).map(|r| format!("[{}]", (0..kw).map(|c| format!("{:.4}", v[r * kw + c])).collect::<Vec<_>>().join(", "))).collect();
+    let rows: Vec<String> = (0..kh)
+        .map(|r| {
+            format!(
+                "[{}]",
+                (0..kw).map(|c| format!("{:.4}", v[r * kw + c])).collect::<Vec<_>>().join(", ")
+            )
+        })
+        .collect();
     Ok(format!("[{}]", rows.join(",\n ")))
 }

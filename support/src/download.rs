@@ -15,7 +15,13 @@ use std::time::Duration;
 /// roots built into ureq.
 fn system_roots() -> Option<ureq::tls::RootCerts> {
     let candidates = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from).into_iter().chain(
-        ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"].iter().map(PathBuf::from),
+        [
+            "/etc/ssl/certs/ca-certificates.crt",
+            "/etc/pki/tls/certs/ca-bundle.crt",
+            "/etc/ssl/cert.pem",
+        ]
+        .iter()
+        .map(PathBuf::from),
     );
     for path in candidates {
         let Ok(pem) = std::fs::read(&path) else { continue };
@@ -33,7 +39,9 @@ fn system_roots() -> Option<ureq::tls::RootCerts> {
 }
 
 fn agent() -> ureq::Agent {
-    let mut config = ureq::Agent::config_builder().timeout_connect(Some(Duration::from_secs(15))).timeout_global(Some(Duration::from_secs(1800)));
+    let mut config = ureq::Agent::config_builder()
+        .timeout_connect(Some(Duration::from_secs(15)))
+        .timeout_global(Some(Duration::from_secs(1800)));
     if let Some(roots) = system_roots() {
         config = config.tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build());
     }
@@ -50,24 +58,30 @@ fn download_to(url: &str, path: &Path) -> Result<()> {
     println!("downloading {url}");
     let resp = agent().get(url).call().map_err(|e| error(format!("{url}: {e}")))?;
     let mut reader = resp.into_body().into_reader();
-    let mut file = std::fs::File::create(path).map_err(|e| error(format!("cannot write {}: {e}", path.display())))?;
-    std::io::copy(&mut reader, &mut file).map_err(|e| error(format!("{url}: download interrupted: {e}")))?;
+    let mut file = std::fs::File::create(path)
+        .map_err(|e| error(format!("cannot write {}: {e}", path.display())))?;
+    std::io::copy(&mut reader, &mut file)
+        .map_err(|e| error(format!("{url}: download interrupted: {e}")))?;
     Ok(())
 }
 
 /// Downloads `dest` from the first of `urls` that serves a file whose SHA-256 is `sha256`.
 pub fn fetch_verified(urls: &[&str], sha256: &str, dest: &Path) -> Result<()> {
     let dir = dest.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| error(format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| error(format!("cannot create {}: {e}", dir.display())))?;
     let part = part_path(dest);
     let mut errors = Vec::new();
     for url in urls {
         match download_to(url, &part).and_then(|()| sha256_file(&part)) {
             Ok(got) if got == sha256 => {
-                std::fs::rename(&part, dest).map_err(|e| error(format!("cannot rename {}: {e}", part.display())))?;
+                std::fs::rename(&part, dest)
+                    .map_err(|e| error(format!("cannot rename {}: {e}", part.display())))?;
                 return Ok(());
             }
-            Ok(got) => errors.push(format!("{url}: checksum mismatch (SHA-256 {got}, expected {sha256})")),
+            Ok(got) => {
+                errors.push(format!("{url}: checksum mismatch (SHA-256 {got}, expected {sha256})"))
+            }
             Err(e) => errors.push(e.to_string()),
         }
     }
@@ -78,33 +92,53 @@ pub fn fetch_verified(urls: &[&str], sha256: &str, dest: &Path) -> Result<()> {
 /// Downloads the CIFAR-10 binary tarball and extracts `files` (name, SHA-256) into `dir`,
 /// each checked before it is renamed into place.
 pub fn fetch_cifar10(url: &str, dir: &Path, files: &[(&str, &str)]) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| error(format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| error(format!("cannot create {}: {e}", dir.display())))?;
     let tarball = dir.join("cifar-10-binary.tar.gz.part");
     download_to(url, &tarball)?;
     let result = (|| {
-        let gz = std::fs::File::open(&tarball).map_err(|e| error(format!("cannot read {}: {e}", tarball.display())))?;
+        let gz = std::fs::File::open(&tarball)
+            .map_err(|e| error(format!("cannot read {}: {e}", tarball.display())))?;
         let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(gz));
         let mut done = Vec::new();
-        for entry in archive.entries().map_err(|e| error(format!("{url}: not a tar.gz archive: {e}")))? {
+        for entry in
+            archive.entries().map_err(|e| error(format!("{url}: not a tar.gz archive: {e}")))?
+        {
             let mut entry = entry.map_err(|e| error(format!("{url}: corrupt archive: {e}")))?;
-            let path = entry.path().map_err(|e| error(format!("{url}: corrupt archive: {e}")))?.into_owned();
-            let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else { continue };
+            let path = entry
+                .path()
+                .map_err(|e| error(format!("{url}: corrupt archive: {e}")))?
+                .into_owned();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+                continue;
+            };
             let Some((_, sha)) = files.iter().find(|(n, _)| *n == name) else { continue };
             let dest = dir.join(&name);
             let part = part_path(&dest);
             let mut buf = Vec::new();
-            entry.read_to_end(&mut buf).map_err(|e| error(format!("{url}: corrupt archive: {e}")))?;
-            std::fs::write(&part, &buf).map_err(|e| error(format!("cannot write {}: {e}", part.display())))?;
+            entry
+                .read_to_end(&mut buf)
+                .map_err(|e| error(format!("{url}: corrupt archive: {e}")))?;
+            std::fs::write(&part, &buf)
+                .map_err(|e| error(format!("cannot write {}: {e}", part.display())))?;
             let got = sha256_file(&part)?;
             if got != *sha {
                 let _ = std::fs::remove_file(&part);
-                return Err(error(format!("{name} from {url}: checksum mismatch (SHA-256 {got}, expected {sha})")));
+                return Err(error(format!(
+                    "{name} from {url}: checksum mismatch (SHA-256 {got}, expected {sha})"
+                )));
             }
-            std::fs::rename(&part, &dest).map_err(|e| error(format!("cannot rename {}: {e}", part.display())))?;
+            std::fs::rename(&part, &dest)
+                .map_err(|e| error(format!("cannot rename {}: {e}", part.display())))?;
             done.push(name);
         }
-        let absent: Vec<&str> = files.iter().map(|f| f.0).filter(|n| !done.iter().any(|d| d == n)).collect();
-        if absent.is_empty() { Ok(()) } else { Err(error(format!("{url}: archive lacks {}", absent.join(", ")))) }
+        let absent: Vec<&str> =
+            files.iter().map(|f| f.0).filter(|n| !done.iter().any(|d| d == n)).collect();
+        if absent.is_empty() {
+            Ok(())
+        } else {
+            Err(error(format!("{url}: archive lacks {}", absent.join(", "))))
+        }
     })();
     let _ = std::fs::remove_file(&tarball);
     result

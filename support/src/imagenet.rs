@@ -44,7 +44,12 @@ impl Preset {
     /// EfficientNet-Lite at `resolution` (224 for Lite0): crop = resolution, resize = resolution + 32
     /// (TF's 0.875 crop), pixels in [0, 255] mapped by `(x - 127) / 128`.
     pub fn efficientnet_lite(resolution: u32) -> Self {
-        Preset { resize: resolution + 32, crop: resolution, mean: [127.0 / 255.0; 3], std: [128.0 / 255.0; 3] }
+        Preset {
+            resize: resolution + 32,
+            crop: resolution,
+            mean: [127.0 / 255.0; 3],
+            std: [128.0 / 255.0; 3],
+        }
     }
 
     /// Reads an image file and applies the preset: `(3, crop, crop)`.
@@ -63,7 +68,11 @@ impl Preset {
         } else {
             (((self.resize as u64 * w as u64) / h as u64) as u32, self.resize)
         };
-        let resized = if (nw, nh) == (w, h) { img.clone() } else { image::imageops::resize(img, nw, nh, FilterType::Triangle) };
+        let resized = if (nw, nh) == (w, h) {
+            img.clone()
+        } else {
+            image::imageops::resize(img, nw, nh, FilterType::Triangle)
+        };
         let c = self.crop.min(nw).min(nh);
         let top = ((nh - c) as f64 / 2.0).round() as u32;
         let left = ((nw - c) as f64 / 2.0).round() as u32;
@@ -116,7 +125,11 @@ fn top_indices(v: &[f32], k: usize) -> Vec<usize> {
 pub fn print_top5(top: &[(usize, f32)], width: usize) {
     let names = class_names();
     for &(i, p) in top {
-        println!("{:<width$} | confidence: {:.2}%", names.get(i).copied().unwrap_or("?"), p * 100.0);
+        println!(
+            "{:<width$} | confidence: {:.2}%",
+            names.get(i).copied().unwrap_or("?"),
+            p * 100.0
+        );
     }
 }
 
@@ -133,7 +146,9 @@ impl ValFolder {
     /// (the full 50,000-image layout). Every listed file must exist; labels must be < 1000.
     pub fn open(dir: impl AsRef<Path>, labels: impl AsRef<Path>) -> Result<Self> {
         let (dir, labels_path) = (dir.as_ref(), labels.as_ref());
-        let text = std::fs::read_to_string(labels_path).map_err(|e| error(format!("cannot read the labels file {}: {e}", labels_path.display())))?;
+        let text = std::fs::read_to_string(labels_path).map_err(|e| {
+            error(format!("cannot read the labels file {}: {e}", labels_path.display()))
+        })?;
         let (mut files, mut labels) = (Vec::new(), Vec::new());
         for (n, line) in text.lines().map(str::trim).filter(|l| !l.is_empty()).enumerate() {
             let mut parts = line.split_whitespace();
@@ -142,13 +157,27 @@ impl ValFolder {
                 (Some(l), None) => (format!("ILSVRC2012_val_{:08}.JPEG", n + 1), l),
                 _ => continue,
             };
-            let label: usize = label.parse().map_err(|_| error(format!("{} line {}: `{line}` has no integer label", labels_path.display(), n + 1)))?;
+            let label: usize = label.parse().map_err(|_| {
+                error(format!(
+                    "{} line {}: `{line}` has no integer label",
+                    labels_path.display(),
+                    n + 1
+                ))
+            })?;
             if label >= 1000 {
-                return Err(error(format!("{} line {}: label {label} is not an ImageNet-1k class (0..999)", labels_path.display(), n + 1)));
+                return Err(error(format!(
+                    "{} line {}: label {label} is not an ImageNet-1k class (0..999)",
+                    labels_path.display(),
+                    n + 1
+                )));
             }
             let path = dir.join(&file);
             if !path.exists() {
-                return Err(error(format!("{} lists {file}, which is not in {}", labels_path.display(), dir.display())));
+                return Err(error(format!(
+                    "{} lists {file}, which is not in {}",
+                    labels_path.display(),
+                    dir.display()
+                )));
             }
             files.push(path);
             labels.push(label);
@@ -168,9 +197,14 @@ impl ValFolder {
     }
 
     /// Images `range` preprocessed with `preset` (decoded in parallel): `(N, 3, crop, crop)` and labels.
-    pub fn batch(&self, range: std::ops::Range<usize>, preset: &Preset) -> Result<(Tensor, Vec<usize>)> {
+    pub fn batch(
+        &self,
+        range: std::ops::Range<usize>,
+        preset: &Preset,
+    ) -> Result<(Tensor, Vec<usize>)> {
         let range = range.start.min(self.len())..range.end.min(self.len());
-        let images: Vec<Tensor> = self.files[range.clone()].par_iter().map(|f| preset.load(f)).collect::<Result<_>>()?;
+        let images: Vec<Tensor> =
+            self.files[range.clone()].par_iter().map(|f| preset.load(f)).collect::<Result<_>>()?;
         Ok((Tensor::stack(&images, 0)?, self.labels[range].to_vec()))
     }
 }
@@ -194,7 +228,12 @@ impl Evaluation {
 /// Cross-entropy loss, top-1 and top-5 accuracy of `model` over `folder` with `preset`, in
 /// batches of `batch_size`; the time covers decoding, preprocessing and the forward passes (as
 /// the original's). Prints a progress line about every 10% and the original's two result lines.
-pub fn evaluate(model: &dyn Model, folder: &ValFolder, preset: &Preset, batch_size: usize) -> Result<Evaluation> {
+pub fn evaluate(
+    model: &dyn Model,
+    folder: &ValFolder,
+    preset: &Preset,
+    batch_size: usize,
+) -> Result<Evaluation> {
     crate::tune_allocator();
     let start = Instant::now();
     let (mut loss, mut top1, mut top5, mut seen) = (0.0f64, 0usize, 0usize, 0usize);
@@ -203,10 +242,16 @@ pub fn evaluate(model: &dyn Model, folder: &ValFolder, preset: &Preset, batch_si
     for lo in (0..n).step_by(batch_size.max(1)) {
         let (x, labels) = folder.batch(lo..lo + batch_size.max(1), preset)?;
         let logits = model.forward(&x.to_device(&model.device())?)?.to_device(&Device::Cpu)?;
-        let target = Tensor::from_vec(labels.iter().map(|&l| l as u32).collect::<Vec<_>>(), labels.len(), &Device::Cpu)?;
+        let target = Tensor::from_vec(
+            labels.iter().map(|&l| l as u32).collect::<Vec<_>>(),
+            labels.len(),
+            &Device::Cpu,
+        )?;
         let l = candle_nn::loss::cross_entropy(&logits, &target)?.to_scalar::<f32>()? as f64;
         if !l.is_finite() {
-            return Err(error("the loss is not finite: the weights or the preprocessing do not match the model"));
+            return Err(error(
+                "the loss is not finite: the weights or the preprocessing do not match the model",
+            ));
         }
         loss += l * labels.len() as f64;
         for (row, &label) in logits.to_vec2::<f32>()?.iter().zip(&labels) {
@@ -216,11 +261,21 @@ pub fn evaluate(model: &dyn Model, folder: &ValFolder, preset: &Preset, batch_si
         }
         seen += labels.len();
         if seen >= next_report && seen < n {
-            println!("  {seen}/{n} images, top-1 so far {:.3}, {:.1} images/s", top1 as f64 / seen as f64, seen as f64 / start.elapsed().as_secs_f64());
+            println!(
+                "  {seen}/{n} images, top-1 so far {:.3}, {:.1} images/s",
+                top1 as f64 / seen as f64,
+                seen as f64 / start.elapsed().as_secs_f64()
+            );
             next_report = seen + n / 10;
         }
     }
-    let e = Evaluation { loss: loss / seen as f64, top1: top1 as f64 / seen as f64, top5: top5 as f64 / seen as f64, images: seen, seconds: start.elapsed().as_secs_f64() };
+    let e = Evaluation {
+        loss: loss / seen as f64,
+        top1: top1 as f64 / seen as f64,
+        top5: top5 as f64 / seen as f64,
+        images: seen,
+        seconds: start.elapsed().as_secs_f64(),
+    };
     println!("Loss: {:.3}, accuracy: {:.3}, top-5 accuracy: {:.3}", e.loss, e.top1, e.top5);
     println!("Inference time: {:.2} min ({:.1} images/s)", e.seconds / 60.0, e.images_per_second());
     Ok(e)

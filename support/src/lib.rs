@@ -42,12 +42,12 @@ pub mod conv;
 #[cfg(target_arch = "x86_64")]
 mod conv_direct;
 pub mod data;
-pub mod efficientnet;
-pub mod imagenet;
-pub mod linear;
 pub mod denoise;
 #[cfg(feature = "download")]
 pub mod download;
+pub mod efficientnet;
+pub mod imagenet;
+pub mod linear;
 pub mod nn;
 pub mod norm;
 pub mod optim;
@@ -67,8 +67,11 @@ pub mod prelude {
     pub use crate::optim::{Adam, Optimizer, Sgd};
     pub use crate::plot;
     pub use crate::plot::Figure;
-    pub use crate::train::{evaluate_model, prediction_figure, print_overall_metrics, train_model, History, Loss, Metrics};
     pub use crate::report::Table;
+    pub use crate::train::{
+        evaluate_model, prediction_figure, print_overall_metrics, train_model, History, Loss,
+        Metrics,
+    };
     pub use crate::{device, epochs, quick_mode, Device, Result, Tensor};
 }
 
@@ -109,7 +112,9 @@ pub fn parse_device(spec: &str) -> Result<Device> {
             built("metal", cfg!(feature = "metal"))?;
             Device::new_metal(ordinal)
         }
-        other => Err(error(format!("PLAYGROUND_DEVICE={other} is not a device: use cpu, cuda, cuda:N or metal"))),
+        other => Err(error(format!(
+            "PLAYGROUND_DEVICE={other} is not a device: use cpu, cuda, cuda:N or metal"
+        ))),
     }
 }
 
@@ -142,7 +147,10 @@ pub(crate) fn repo_folder(env: &str, name: &str) -> std::path::PathBuf {
         Some(p) if !p.is_empty() => std::path::PathBuf::from(p),
         // The repository is the parent of this crate's folder (written without `..`, so that
         // messages show a plain path).
-        _ => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(std::path::Path::new("..")).join(name),
+        _ => std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap_or(std::path::Path::new(".."))
+            .join(name),
     }
 }
 

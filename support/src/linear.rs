@@ -21,7 +21,9 @@ struct LinearOp;
 fn dims(x: &[usize], w: &[usize]) -> Result<(usize, usize, usize)> {
     match (x, w) {
         (&[n, i], &[o, wi]) if i == wi => Ok((n, i, o)),
-        _ => Err(error(format!("linear: input {x:?} and weight {w:?} do not fit: expected (N, in) and (out, in)"))),
+        _ => Err(error(format!(
+            "linear: input {x:?} and weight {w:?} do not fit: expected (N, in) and (out, in)"
+        ))),
     }
 }
 
@@ -30,7 +32,14 @@ fn par() -> Parallelism {
 }
 
 impl LinearOp {
-    fn forward(&self, x: &[f32], xl: &Layout, w: &[f32], wl: &Layout, bias: Option<&[f32]>) -> Result<(CpuStorage, Shape)> {
+    fn forward(
+        &self,
+        x: &[f32],
+        xl: &Layout,
+        w: &[f32],
+        wl: &Layout,
+        bias: Option<&[f32]>,
+    ) -> Result<(CpuStorage, Shape)> {
         let (n, i, o) = dims(xl.dims(), wl.dims())?;
         let mut y = match bias {
             Some(b) => b.iter().copied().cycle().take(n * o).collect(),
@@ -41,11 +50,22 @@ impl LinearOp {
         Ok((CpuStorage::F32(y), Shape::from((n, o))))
     }
 
-    fn backward(&self, x: &Tensor, w: &Tensor, grad: &Tensor, with_bias: bool) -> Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
+    fn backward(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        grad: &Tensor,
+        with_bias: bool,
+    ) -> Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
         let (n, i, o) = dims(x.dims(), w.dims())?;
         let (x_c, w_c, g_c) = (x.contiguous()?, w.contiguous()?, grad.contiguous()?);
-        let ((xs, xl), (ws, wl), (gs, gl)) = (x_c.storage_and_layout(), w_c.storage_and_layout(), g_c.storage_and_layout());
-        let (xv, wv, dy) = (cpu_f32(&xs, xl, "linear: input")?, cpu_f32(&ws, wl, "linear: weight")?, cpu_f32(&gs, gl, "linear: gradient")?);
+        let ((xs, xl), (ws, wl), (gs, gl)) =
+            (x_c.storage_and_layout(), w_c.storage_and_layout(), g_c.storage_and_layout());
+        let (xv, wv, dy) = (
+            cpu_f32(&xs, xl, "linear: input")?,
+            cpu_f32(&ws, wl, "linear: weight")?,
+            cpu_f32(&gs, gl, "linear: gradient")?,
+        );
         // dW (o, i) = dY^T (o, n) @ x (n, i)
         let mut dw = vec![0f32; o * i];
         matmul(o, i, n, &mut dw, false, dy, (1, o as isize), xv, (i as isize, 1), par());
@@ -75,11 +95,29 @@ impl CustomOp2 for LinearOp {
         "support-linear"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        self.forward(f32_slice(s1, l1, "linear: input")?, l1, f32_slice(s2, l2, "linear: weight")?, l2, None)
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.forward(
+            f32_slice(s1, l1, "linear: input")?,
+            l1,
+            f32_slice(s2, l2, "linear: weight")?,
+            l2,
+            None,
+        )
     }
 
-    fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let (dx, dw, _) = self.backward(x, w, grad, false)?;
         Ok((dx, Some(dw)))
     }
@@ -90,15 +128,40 @@ impl CustomOp3 for LinearOp {
         "support-linear-bias"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let b = f32_slice(s3, l3, "linear: bias")?;
         if b.len() != l2.dims()[0] {
-            return Err(error(format!("linear: bias of {} values for {} outputs", b.len(), l2.dims()[0])));
+            return Err(error(format!(
+                "linear: bias of {} values for {} outputs",
+                b.len(),
+                l2.dims()[0]
+            )));
         }
-        self.forward(f32_slice(s1, l1, "linear: input")?, l1, f32_slice(s2, l2, "linear: weight")?, l2, Some(b))
+        self.forward(
+            f32_slice(s1, l1, "linear: input")?,
+            l1,
+            f32_slice(s2, l2, "linear: weight")?,
+            l2,
+            Some(b),
+        )
     }
 
-    fn bwd(&self, x: &Tensor, w: &Tensor, _b: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (dx, dw, db) = self.backward(x, w, grad, true)?;
         Ok((dx, Some(dw), db))
     }
@@ -106,7 +169,10 @@ impl CustomOp3 for LinearOp {
 
 /// `x W^T + b` for `x: (..., in)`, `w: (out, in)`, `b: (out,)`, as `torch.nn.functional.linear`.
 pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-    if !(is_cpu_f32(x) && is_cpu_f32(w) && bias.is_none_or(is_cpu_f32)) || x.rank() < 2 || w.rank() != 2 {
+    if !(is_cpu_f32(x) && is_cpu_f32(w) && bias.is_none_or(is_cpu_f32))
+        || x.rank() < 2
+        || w.rank() != 2
+    {
         let y = x.broadcast_matmul(&w.t()?)?;
         return match bias {
             Some(b) => y.broadcast_add(b),
@@ -114,7 +180,11 @@ pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
         };
     }
     let dims = x.dims().to_vec();
-    let x2 = if dims.len() == 2 { x.contiguous()? } else { x.flatten_to(dims.len() - 2)?.contiguous()? };
+    let x2 = if dims.len() == 2 {
+        x.contiguous()?
+    } else {
+        x.flatten_to(dims.len() - 2)?.contiguous()?
+    };
     let y = match bias {
         Some(b) => x2.apply_op3(&w.contiguous()?, &b.contiguous()?, LinearOp)?,
         None => x2.apply_op2(&w.contiguous()?, LinearOp)?,

@@ -27,7 +27,14 @@ impl Params {
     }
 
     /// Adds a parameter drawn `U(-bound, bound)` from `rng`.
-    pub fn uniform(&mut self, name: impl Into<String>, shape: &[usize], bound: f32, rng: &mut Rng, device: &Device) -> Result<Tensor> {
+    pub fn uniform(
+        &mut self,
+        name: impl Into<String>,
+        shape: &[usize],
+        bound: f32,
+        rng: &mut Rng,
+        device: &Device,
+    ) -> Result<Tensor> {
         let n = shape.iter().product();
         let t = Tensor::from_vec(rng.uniform_vec(n, -bound, bound), shape, device)?;
         self.push(name, t)
@@ -87,7 +94,11 @@ impl Params {
     /// Every parameter and buffer by its PyTorch `state_dict` name (the tensors share storage
     /// with the model).
     pub fn state_dict(&self) -> HashMap<String, Tensor> {
-        self.vars.iter().chain(&self.buffers).map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect()
+        self.vars
+            .iter()
+            .chain(&self.buffers)
+            .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
+            .collect()
     }
 
     /// Total number of scalar parameters (PyTorch: `sum(p.numel() for p in model.parameters())`).
@@ -100,7 +111,8 @@ impl Params {
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| error(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| error(format!("cannot create {}: {e}", dir.display())))?;
         }
         candle_core::safetensors::save(&self.state_dict(), path)
     }
@@ -114,7 +126,10 @@ impl Params {
     pub fn load(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         if !path.exists() {
-            return Err(error(format!("weights file {} does not exist; train and save the model first, or fix the path", path.display())));
+            return Err(error(format!(
+                "weights file {} does not exist; train and save the model first, or fix the path",
+                path.display()
+            )));
         }
         let map = crate::weights::read_state_dict(path)?;
         self.load_tensors(&map, &path.display().to_string())
@@ -135,7 +150,10 @@ impl Params {
                 )));
             }
             if !t.dtype().is_float() {
-                return Err(error(format!("`{name}` in {source} has dtype {:?}, a float type was expected", t.dtype())));
+                return Err(error(format!(
+                    "`{name}` in {source} has dtype {:?}, a float type was expected",
+                    t.dtype()
+                )));
             }
             values.push(t.to_dtype(var.dtype())?.to_device(var.device())?);
         }
@@ -148,7 +166,12 @@ impl Params {
 
 /// The number inside a tensor's id (`TensorId` has no public accessor, only `Debug`).
 pub fn tensor_id(t: &Tensor) -> usize {
-    format!("{:?}", t.id()).chars().filter(char::is_ascii_digit).collect::<String>().parse().unwrap_or(0)
+    format!("{:?}", t.id())
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap_or(0)
 }
 
 /// Makes the next tensors created by *this copy* of candle get ids above those of `vars`.
@@ -207,10 +230,28 @@ pub struct Linear {
 
 impl Linear {
     /// A new layer registered in `params` as `<prefix>.weight` / `<prefix>.bias`, PyTorch init.
-    pub fn new(params: &mut Params, prefix: &str, in_features: usize, out_features: usize, bias: bool, rng: &mut Rng, device: &Device) -> Result<Self> {
+    pub fn new(
+        params: &mut Params,
+        prefix: &str,
+        in_features: usize,
+        out_features: usize,
+        bias: bool,
+        rng: &mut Rng,
+        device: &Device,
+    ) -> Result<Self> {
         let bound = 1.0 / (in_features as f32).sqrt();
-        let weight = params.uniform(format!("{prefix}.weight"), &[out_features, in_features], bound, rng, device)?;
-        let bias = if bias { Some(params.uniform(format!("{prefix}.bias"), &[out_features], bound, rng, device)?) } else { None };
+        let weight = params.uniform(
+            format!("{prefix}.weight"),
+            &[out_features, in_features],
+            bound,
+            rng,
+            device,
+        )?;
+        let bias = if bias {
+            Some(params.uniform(format!("{prefix}.bias"), &[out_features], bound, rng, device)?)
+        } else {
+            None
+        };
         Ok(Linear { weight, bias, in_features, out_features })
     }
 
@@ -248,15 +289,44 @@ impl Conv2d {
     /// A new layer registered in `params` as `<prefix>.weight` / `<prefix>.bias`, PyTorch init,
     /// symmetric padding `padding` on every side.
     #[allow(clippy::too_many_arguments)]
-    pub fn new(params: &mut Params, prefix: &str, in_channels: usize, out_channels: usize, kernel: (usize, usize), stride: usize, padding: usize, bias: bool, rng: &mut Rng, device: &Device) -> Result<Self> {
+    pub fn new(
+        params: &mut Params,
+        prefix: &str,
+        in_channels: usize,
+        out_channels: usize,
+        kernel: (usize, usize),
+        stride: usize,
+        padding: usize,
+        bias: bool,
+        rng: &mut Rng,
+        device: &Device,
+    ) -> Result<Self> {
         if in_channels == 0 || out_channels == 0 || kernel.0 == 0 || kernel.1 == 0 || stride == 0 {
             return Err(error(format!("Conv2d({in_channels}, {out_channels}, kernel {kernel:?}, stride {stride}): sizes must be positive")));
         }
         let fan_in = in_channels * kernel.0 * kernel.1;
         let bound = 1.0 / (fan_in as f32).sqrt();
-        let weight = params.uniform(format!("{prefix}.weight"), &[out_channels, in_channels, kernel.0, kernel.1], bound, rng, device)?;
-        let bias = if bias { Some(params.uniform(format!("{prefix}.bias"), &[out_channels], bound, rng, device)?) } else { None };
-        Ok(Conv2d { weight, bias, in_channels, out_channels, kernel, stride, padding: (padding, padding, padding, padding) })
+        let weight = params.uniform(
+            format!("{prefix}.weight"),
+            &[out_channels, in_channels, kernel.0, kernel.1],
+            bound,
+            rng,
+            device,
+        )?;
+        let bias = if bias {
+            Some(params.uniform(format!("{prefix}.bias"), &[out_channels], bound, rng, device)?)
+        } else {
+            None
+        };
+        Ok(Conv2d {
+            weight,
+            bias,
+            in_channels,
+            out_channels,
+            kernel,
+            stride,
+            padding: (padding, padding, padding, padding),
+        })
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -284,7 +354,10 @@ impl Conv2d {
         };
         let (h, w) = (x.dim(2)? + 2 * pad, x.dim(3)? + 2 * pad);
         if h < self.kernel.0 || w < self.kernel.1 {
-            return Err(error(format!("Conv2d: the padded input {h}x{w} is smaller than the kernel {:?}", self.kernel)));
+            return Err(error(format!(
+                "Conv2d: the padded input {h}x{w} is smaller than the kernel {:?}",
+                self.kernel
+            )));
         }
         Ok((x, pad))
     }
@@ -312,7 +385,13 @@ pub struct BatchNorm2d {
 }
 
 impl BatchNorm2d {
-    pub fn new(params: &mut Params, prefix: &str, channels: usize, eps: f64, device: &Device) -> Result<Self> {
+    pub fn new(
+        params: &mut Params,
+        prefix: &str,
+        channels: usize,
+        eps: f64,
+        device: &Device,
+    ) -> Result<Self> {
         let ones = Tensor::ones(channels, candle_core::DType::F32, device)?;
         let zeros = Tensor::zeros(channels, candle_core::DType::F32, device)?;
         Ok(BatchNorm2d {
@@ -346,7 +425,9 @@ impl BatchNorm2d {
         if n < 2 {
             return Err(error(format!("BatchNorm2d in training mode needs more than one value per channel, got input {:?}", x.dims())));
         }
-        if let Some((y, mean, var)) = crate::norm::batch_norm_train(x, &self.weight, &self.bias, self.eps, relu)? {
+        if let Some((y, mean, var)) =
+            crate::norm::batch_norm_train(x, &self.weight, &self.bias, self.eps, relu)?
+        {
             self.update_running(&mean, &var, n)?;
             return Ok(y);
         }
@@ -354,7 +435,9 @@ impl BatchNorm2d {
         let centred = x.broadcast_sub(&mean)?;
         let var = centred.sqr()?.mean_keepdim(0)?.mean_keepdim(2)?.mean_keepdim(3)?;
         let y = centred.broadcast_div(&(&var + self.eps)?.sqrt()?)?;
-        let y = y.broadcast_mul(&self.weight.reshape((1, c, 1, 1))?)?.broadcast_add(&self.bias.reshape((1, c, 1, 1))?)?;
+        let y = y
+            .broadcast_mul(&self.weight.reshape((1, c, 1, 1))?)?
+            .broadcast_add(&self.bias.reshape((1, c, 1, 1))?)?;
         self.update_running(&mean.detach().flatten_all()?, &var.detach().flatten_all()?, n)?;
         relu_if(y)
     }
@@ -363,15 +446,22 @@ impl BatchNorm2d {
     /// `var` of `n` values per channel; the variance is stored unbiased, as PyTorch does.
     fn update_running(&self, mean: &Tensor, var: &Tensor, n: usize) -> Result<()> {
         let m = self.momentum;
-        self.running_mean.set(&(self.running_mean.as_tensor().affine(1.0 - m, 0.0)? + mean.affine(m, 0.0)?)?)?;
-        self.running_var.set(&(self.running_var.as_tensor().affine(1.0 - m, 0.0)? + var.affine(m * n as f64 / (n - 1) as f64, 0.0)?)?)?;
+        self.running_mean
+            .set(&(self.running_mean.as_tensor().affine(1.0 - m, 0.0)? + mean.affine(m, 0.0)?)?)?;
+        self.running_var.set(
+            &(self.running_var.as_tensor().affine(1.0 - m, 0.0)?
+                + var.affine(m * n as f64 / (n - 1) as f64, 0.0)?)?,
+        )?;
         Ok(())
     }
 
     fn check(&self, x: &Tensor) -> Result<usize> {
         let c = self.weight.dim(0)?;
         if x.rank() != 4 || x.dim(1)? != c {
-            return Err(error(format!("BatchNorm2d({c}) got an input of shape {:?}: expected (N, {c}, H, W)", x.dims())));
+            return Err(error(format!(
+                "BatchNorm2d({c}) got an input of shape {:?}: expected (N, {c}, H, W)",
+                x.dims()
+            )));
         }
         Ok(c)
     }
@@ -407,7 +497,11 @@ impl BatchNorm2d {
         if conv.bias.is_some() || scale.dim(0)? != o {
             return Ok(None);
         }
-        Ok(Some(Conv2d { weight: conv.weight.broadcast_mul(&scale.reshape((o, 1, 1, 1))?)?, bias: Some(shift), ..conv.clone() }))
+        Ok(Some(Conv2d {
+            weight: conv.weight.broadcast_mul(&scale.reshape((o, 1, 1, 1))?)?,
+            bias: Some(shift),
+            ..conv.clone()
+        }))
     }
 
     /// Evaluation mode.
@@ -428,7 +522,8 @@ pub fn dropout(x: &Tensor, p: f32, rng: &mut Rng) -> Result<Tensor> {
         return Ok(x.clone());
     }
     let scale = 1.0 / (1.0 - p);
-    let mask: Vec<f32> = (0..x.elem_count()).map(|_| if rng.uniform() < p { 0.0 } else { scale }).collect();
+    let mask: Vec<f32> =
+        (0..x.elem_count()).map(|_| if rng.uniform() < p { 0.0 } else { scale }).collect();
     let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
     x.mul(&mask)
 }
@@ -456,17 +551,43 @@ impl std::fmt::Display for Layer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Layer::Flatten => write!(f, "Flatten(start_dim=1, end_dim=-1)"),
-            Layer::Linear(l) => write!(f, "Linear(in_features={}, out_features={}, bias={})", l.in_features, l.out_features, if l.bias.is_some() { "True" } else { "False" }),
+            Layer::Linear(l) => write!(
+                f,
+                "Linear(in_features={}, out_features={}, bias={})",
+                l.in_features,
+                l.out_features,
+                if l.bias.is_some() { "True" } else { "False" }
+            ),
             Layer::Conv2d(c) => {
                 let (t, b, l, r) = c.padding;
-                let pad = if t == b && l == r { format!("({t}, {l})") } else { format!("({t}, {b}, {l}, {r})") };
-                write!(f, "Conv2d({}, {}, kernel_size=({}, {}), stride=({}, {}), padding={pad}{})", c.in_channels, c.out_channels, c.kernel.0, c.kernel.1, c.stride, c.stride, if c.bias.is_some() { "" } else { ", bias=False" })
+                let pad = if t == b && l == r {
+                    format!("({t}, {l})")
+                } else {
+                    format!("({t}, {b}, {l}, {r})")
+                };
+                write!(
+                    f,
+                    "Conv2d({}, {}, kernel_size=({}, {}), stride=({}, {}), padding={pad}{})",
+                    c.in_channels,
+                    c.out_channels,
+                    c.kernel.0,
+                    c.kernel.1,
+                    c.stride,
+                    c.stride,
+                    if c.bias.is_some() { "" } else { ", bias=False" }
+                )
             }
             Layer::MaxPool2d(p) => write!(f, "MaxPool2d({p}, dilation=1, ceil_mode=False)"),
             Layer::AvgPool2d(p) => write!(f, "AvgPool2d({p})"),
             Layer::ReLU => write!(f, "ReLU()"),
             Layer::Dropout(p) => write!(f, "Dropout(p={p}, inplace=False)"),
-            Layer::BatchNorm2d(b) => write!(f, "BatchNorm2d({}, eps={:e}, momentum={}, affine=True, track_running_stats=True)", b.weight.dims()[0], b.eps, b.momentum),
+            Layer::BatchNorm2d(b) => write!(
+                f,
+                "BatchNorm2d({}, eps={:e}, momentum={}, affine=True, track_running_stats=True)",
+                b.weight.dims()[0],
+                b.eps,
+                b.momentum
+            ),
         }
     }
 }
@@ -503,7 +624,14 @@ impl SequentialBuilder {
         self
     }
     /// `nn.Conv2d(cin, cout, kernel_size=k, stride, padding, bias=False)`.
-    pub fn conv2d_no_bias(mut self, cin: usize, cout: usize, k: usize, stride: usize, pad: usize) -> Self {
+    pub fn conv2d_no_bias(
+        mut self,
+        cin: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+    ) -> Self {
         self.specs.push(Spec::Conv2d { cin, cout, k, stride, pad, bias: false });
         self
     }
@@ -546,15 +674,42 @@ impl SequentialBuilder {
         for (i, spec) in self.specs.into_iter().enumerate() {
             layers.push(match spec {
                 Spec::Flatten => Layer::Flatten,
-                Spec::Linear(i_f, o_f) => Layer::Linear(Linear::new(&mut params, &i.to_string(), i_f, o_f, true, &mut rng, device)?),
-                Spec::Conv2d { cin, cout, k, stride, pad, bias } => Layer::Conv2d(Conv2d::new(&mut params, &i.to_string(), cin, cout, (k, k), stride, pad, bias, &mut rng, device)?),
+                Spec::Linear(i_f, o_f) => Layer::Linear(Linear::new(
+                    &mut params,
+                    &i.to_string(),
+                    i_f,
+                    o_f,
+                    true,
+                    &mut rng,
+                    device,
+                )?),
+                Spec::Conv2d { cin, cout, k, stride, pad, bias } => Layer::Conv2d(Conv2d::new(
+                    &mut params,
+                    &i.to_string(),
+                    cin,
+                    cout,
+                    (k, k),
+                    stride,
+                    pad,
+                    bias,
+                    &mut rng,
+                    device,
+                )?),
                 Spec::MaxPool2d(p) => Layer::MaxPool2d(p),
                 Spec::AvgPool2d(p) => Layer::AvgPool2d(p),
                 Spec::ReLU => Layer::ReLU,
-                Spec::BatchNorm2d(c) => Layer::BatchNorm2d(BatchNorm2d::new(&mut params, &i.to_string(), c, 1e-5, device)?),
+                Spec::BatchNorm2d(c) => Layer::BatchNorm2d(BatchNorm2d::new(
+                    &mut params,
+                    &i.to_string(),
+                    c,
+                    1e-5,
+                    device,
+                )?),
                 Spec::Dropout(p) => {
                     if !(0.0..1.0).contains(&p) {
-                        return Err(error(format!("layer {i}: dropout probability must be in [0, 1), got {p}")));
+                        return Err(error(format!(
+                            "layer {i}: dropout probability must be in [0, 1), got {p}"
+                        )));
                     }
                     Layer::Dropout(p)
                 }
@@ -609,14 +764,27 @@ impl Sequential {
     /// `(layer index, title)` the output of that layer: a row of feature maps (drawn with the
     /// colour range `range`, or each map its own when `None`) for convolutional outputs, a
     /// heat-map strip for vectors.
-    pub fn hidden_layers_figure(&self, image: &Tensor, layers: &[(usize, &str)], range: Option<(f32, f32)>, cell: u32) -> Result<crate::plot::Figure> {
+    pub fn hidden_layers_figure(
+        &self,
+        image: &Tensor,
+        layers: &[(usize, &str)],
+        range: Option<(f32, f32)>,
+        cell: u32,
+    ) -> Result<crate::plot::Figure> {
         let outs = self.forward_all(&image.unsqueeze(0)?)?;
-        let mut panels = crate::plot::Panels::new().row("Input", std::slice::from_ref(image), None, cell)?;
+        let mut panels =
+            crate::plot::Panels::new().row("Input", std::slice::from_ref(image), None, cell)?;
         for &(i, title) in layers {
-            let out = outs.get(i).ok_or_else(|| error(format!("the model has {} layers, there is no layer {i}", outs.len())))?.get(0)?;
+            let out = outs
+                .get(i)
+                .ok_or_else(|| {
+                    error(format!("the model has {} layers, there is no layer {i}", outs.len()))
+                })?
+                .get(0)?;
             panels = match out.rank() {
                 3 => {
-                    let maps: Vec<Tensor> = (0..out.dim(0)?).map(|c| out.get(c)).collect::<Result<_>>()?;
+                    let maps: Vec<Tensor> =
+                        (0..out.dim(0)?).map(|c| out.get(c)).collect::<Result<_>>()?;
                     panels.row(title, &maps, range, cell)?
                 }
                 _ => panels.strip(title, &out)?,
@@ -646,7 +814,8 @@ impl Model for Sequential {
         let mut i = 0;
         while i < self.layers.len() {
             // A convolution followed by a ReLU runs as one fused op (same numbers, one pass less).
-            if let (Layer::Conv2d(c), Some(Layer::ReLU)) = (&self.layers[i], self.layers.get(i + 1)) {
+            if let (Layer::Conv2d(c), Some(Layer::ReLU)) = (&self.layers[i], self.layers.get(i + 1))
+            {
                 x = c.forward_relu(&x)?;
                 i += 2;
                 continue;

@@ -12,8 +12,8 @@
 //!   `dx = weight * invstd * (dy - dbias / M - xhat * dweight / M)`
 //!   (the gradient through the batch statistics included), one pass for the sums, one for `dx`.
 
-use crate::{Result, Tensor};
 use crate::conv::{cpu_f32 as storage_f32, f32_slice as f32s, is_cpu_f32};
+use crate::{Result, Tensor};
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape};
 use rayon::prelude::*;
 
@@ -25,7 +25,10 @@ fn channel_stats(x: &[f32], n: usize, c: usize, hw: usize) -> (Vec<f32>, Vec<f32
         .map(|ch| {
             let planes = || (0..n).map(move |i| &x[(i * c + ch) * hw..][..hw]);
             let mean = planes().map(|p| p.iter().map(|&v| v as f64).sum::<f64>()).sum::<f64>() / m;
-            let var = planes().map(|p| p.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>()).sum::<f64>() / m;
+            let var = planes()
+                .map(|p| p.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>())
+                .sum::<f64>()
+                / m;
             (mean as f32, var as f32)
         })
         .unzip()
@@ -42,13 +45,26 @@ impl CustomOp3 for BatchNormTrain {
         "support-batch-norm-train"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (x, w, b) = (f32s(s1, l1, "batch norm: input")?, f32s(s2, l2, "batch norm: weight")?, f32s(s3, l3, "batch norm: bias")?);
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, w, b) = (
+            f32s(s1, l1, "batch norm: input")?,
+            f32s(s2, l2, "batch norm: weight")?,
+            f32s(s3, l3, "batch norm: bias")?,
+        );
         let (c, hw) = (self.mean.len(), l1.dims()[2..].iter().product::<usize>());
         let mut y = vec![0f32; x.len()];
         y.par_chunks_mut(hw).zip(x.par_chunks(hw)).enumerate().for_each(|(p, (yp, xp))| {
             let ch = p % c;
-            let (scale, shift) = (self.invstd[ch] * w[ch], b[ch] - self.mean[ch] * self.invstd[ch] * w[ch]);
+            let (scale, shift) =
+                (self.invstd[ch] * w[ch], b[ch] - self.mean[ch] * self.invstd[ch] * w[ch]);
             if self.relu {
                 yp.iter_mut().zip(xp).for_each(|(y, &x)| *y = (x * scale + shift).max(0.0));
             } else {
@@ -58,12 +74,30 @@ impl CustomOp3 for BatchNormTrain {
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
-    fn bwd(&self, arg: &Tensor, weight: &Tensor, _bias: &Tensor, res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        weight: &Tensor,
+        _bias: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (n, c) = (arg.dim(0)?, self.mean.len());
         let hw = arg.elem_count() / (n * c);
-        let (xc, wc, yc, gc) = (arg.contiguous()?, weight.contiguous()?, res.contiguous()?, grad.contiguous()?);
-        let ((xs, xl), (ws, wl), (ys, yl), (gs, gl)) = (xc.storage_and_layout(), wc.storage_and_layout(), yc.storage_and_layout(), gc.storage_and_layout());
-        let (x, w, y, dy) = (storage_f32(&xs, xl, "batch norm: input")?, storage_f32(&ws, wl, "batch norm: weight")?, storage_f32(&ys, yl, "batch norm: output")?, storage_f32(&gs, gl, "batch norm: gradient")?);
+        let (xc, wc, yc, gc) =
+            (arg.contiguous()?, weight.contiguous()?, res.contiguous()?, grad.contiguous()?);
+        let ((xs, xl), (ws, wl), (ys, yl), (gs, gl)) = (
+            xc.storage_and_layout(),
+            wc.storage_and_layout(),
+            yc.storage_and_layout(),
+            gc.storage_and_layout(),
+        );
+        let (x, w, y, dy) = (
+            storage_f32(&xs, xl, "batch norm: input")?,
+            storage_f32(&ws, wl, "batch norm: weight")?,
+            storage_f32(&ys, yl, "batch norm: output")?,
+            storage_f32(&gs, gl, "batch norm: gradient")?,
+        );
         // The incoming gradient, through the fused ReLU: 0 where the output is 0.
         let g = |i: usize| if self.relu && y[i] <= 0.0 { 0.0 } else { dy[i] };
         let (sum_dy, sum_dy_xhat): (Vec<f32>, Vec<f32>) = (0..c)
@@ -94,7 +128,11 @@ impl CustomOp3 for BatchNormTrain {
             }
         });
         let dev = arg.device();
-        Ok((Some(Tensor::from_vec(dx, arg.shape(), dev)?), Some(Tensor::from_vec(sum_dy_xhat, c, dev)?), Some(Tensor::from_vec(sum_dy, c, dev)?)))
+        Ok((
+            Some(Tensor::from_vec(dx, arg.shape(), dev)?),
+            Some(Tensor::from_vec(sum_dy_xhat, c, dev)?),
+            Some(Tensor::from_vec(sum_dy, c, dev)?),
+        ))
     }
 }
 
@@ -102,7 +140,13 @@ impl CustomOp3 for BatchNormTrain {
 /// returns the output (`relu` applies `max(., 0)` in the same op) and the batch's mean and
 /// biased variance per channel (for the running statistics). `None` when the tensors are not
 /// f32 on the CPU (the caller then uses candle's ops).
-pub fn batch_norm_train(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64, relu: bool) -> Result<Option<(Tensor, Tensor, Tensor)>> {
+pub fn batch_norm_train(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    eps: f64,
+    relu: bool,
+) -> Result<Option<(Tensor, Tensor, Tensor)>> {
     if !(is_cpu_f32(x) && is_cpu_f32(weight) && is_cpu_f32(bias)) {
         return Ok(None);
     }
@@ -116,6 +160,10 @@ pub fn batch_norm_train(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64, re
     let invstd: Vec<f32> = var.iter().map(|&v| 1.0 / (v as f64 + eps).sqrt() as f32).collect();
     let dev = x.device().clone();
     let (mean_t, var_t) = (Tensor::from_slice(&mean, c, &dev)?, Tensor::from_slice(&var, c, &dev)?);
-    let y = x.apply_op3(&weight.contiguous()?, &bias.contiguous()?, BatchNormTrain { mean, invstd, relu })?;
+    let y = x.apply_op3(
+        &weight.contiguous()?,
+        &bias.contiguous()?,
+        BatchNormTrain { mean, invstd, relu },
+    )?;
     Ok(Some((y, mean_t, var_t)))
 }

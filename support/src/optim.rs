@@ -38,11 +38,18 @@ impl<F: FnMut(&mut [f32], &[f32])> InplaceOp2 for CpuUpdate<F> {
     fn name(&self) -> &'static str {
         "optimizer-update"
     }
-    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<()> {
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<()> {
         let (CpuStorage::F32(p), CpuStorage::F32(g)) = (s1, s2) else {
             return Err(error("the optimisers update f32 parameters only"));
         };
-        let (Some((p0, p1)), Some((g0, g1))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
+        let (Some((p0, p1)), Some((g0, g1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
+        else {
             return Err(error("optimizer update needs contiguous tensors"));
         };
         (self.0.borrow_mut())(&mut p[p0..p1], &g[g0..g1]);
@@ -62,7 +69,9 @@ impl Slot {
     fn to_tensor(&self, var: &Var) -> Result<Option<Tensor>> {
         match self {
             Slot::Empty => Ok(None),
-            Slot::Cpu(v) => Ok(Some(Tensor::from_slice(v, var.shape(), &candle_core::Device::Cpu)?)),
+            Slot::Cpu(v) => {
+                Ok(Some(Tensor::from_slice(v, var.shape(), &candle_core::Device::Cpu)?))
+            }
             Slot::Dev(t) => Ok(Some(t.to_device(&candle_core::Device::Cpu)?)),
         }
     }
@@ -77,12 +86,21 @@ impl Slot {
             )));
         }
         let t = t.to_dtype(var.dtype())?;
-        Ok(if use_fused(var, fused) { Slot::Cpu(t.flatten_all()?.to_vec1::<f32>()?) } else { Slot::Dev(t.to_device(var.device())?) })
+        Ok(if use_fused(var, fused) {
+            Slot::Cpu(t.flatten_all()?.to_vec1::<f32>()?)
+        } else {
+            Slot::Dev(t.to_device(var.device())?)
+        })
     }
 }
 
 /// `slots[i]` saved as `{prefix}.{i}` for every non-empty slot.
-fn save_slots(out: &mut Vec<(String, Tensor)>, prefix: &str, slots: &[Slot], vars: &[Var]) -> Result<()> {
+fn save_slots(
+    out: &mut Vec<(String, Tensor)>,
+    prefix: &str,
+    slots: &[Slot],
+    vars: &[Var],
+) -> Result<()> {
     for (i, (slot, var)) in slots.iter().zip(vars).enumerate() {
         if let Some(t) = slot.to_tensor(var)? {
             out.push((format!("{prefix}.{i}"), t));
@@ -92,8 +110,16 @@ fn save_slots(out: &mut Vec<(String, Tensor)>, prefix: &str, slots: &[Slot], var
 }
 
 /// The slots [`save_slots`] wrote; a missing key is an empty slot.
-fn load_slots(state: &HashMap<String, Tensor>, prefix: &str, vars: &[Var], fused: bool) -> Result<Vec<Slot>> {
-    let n = state.keys().filter(|k| k.strip_prefix(prefix).and_then(|r| r.strip_prefix('.')).is_some()).count();
+fn load_slots(
+    state: &HashMap<String, Tensor>,
+    prefix: &str,
+    vars: &[Var],
+    fused: bool,
+) -> Result<Vec<Slot>> {
+    let n = state
+        .keys()
+        .filter(|k| k.strip_prefix(prefix).and_then(|r| r.strip_prefix('.')).is_some())
+        .count();
     let slots = vars
         .iter()
         .enumerate()
@@ -137,7 +163,16 @@ impl Sgd {
             return Err(error(format!("SGD learning rate must be positive, got {lr}")));
         }
         let bufs = vars.iter().map(|_| Slot::Empty).collect();
-        Ok(Sgd { vars, bufs, lr, momentum: 0.0, dampening: 0.0, weight_decay: 0.0, nesterov: false, fused: true })
+        Ok(Sgd {
+            vars,
+            bufs,
+            lr,
+            momentum: 0.0,
+            dampening: 0.0,
+            weight_decay: 0.0,
+            nesterov: false,
+            fused: true,
+        })
     }
     pub fn momentum(mut self, m: f64) -> Self {
         self.momentum = m;
@@ -166,9 +201,17 @@ impl Sgd {
 impl Optimizer for Sgd {
     fn step(&mut self, grads: &GradStore) -> Result<()> {
         if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
-            return Err(error("Nesterov momentum requires a momentum > 0 and zero dampening (as in PyTorch)"));
+            return Err(error(
+                "Nesterov momentum requires a momentum > 0 and zero dampening (as in PyTorch)",
+            ));
         }
-        let (lr, mom, damp, wd, nesterov) = (self.lr as f32, self.momentum as f32, self.dampening as f32, self.weight_decay as f32, self.nesterov);
+        let (lr, mom, damp, wd, nesterov) = (
+            self.lr as f32,
+            self.momentum as f32,
+            self.dampening as f32,
+            self.weight_decay as f32,
+            self.nesterov,
+        );
         for (var, slot) in self.vars.iter().zip(self.bufs.iter_mut()) {
             let Some(g) = grad_of(grads, var) else { continue };
             if use_fused(var, self.fused) {
@@ -176,24 +219,30 @@ impl Optimizer for Sgd {
                 if first && mom != 0.0 {
                     *slot = Slot::Cpu(vec![0.0; var.elem_count()]);
                 }
-                let mut buf = match slot { Slot::Cpu(b) => Some(b), _ => None };
-                let op = CpuUpdate(RefCell::new(|p: &mut [f32], g: &[f32]| match buf.as_deref_mut() {
-                    None => p.iter_mut().zip(g).for_each(|(p, &g)| *p -= lr * (g + wd * *p)),
-                    Some(buf) => {
-                        for ((p, &g), b) in p.iter_mut().zip(g).zip(buf.iter_mut()) {
-                            let d = g + wd * *p;
-                            *b = if first { d } else { mom * *b + (1.0 - damp) * d };
-                            *p -= lr * if nesterov { d + mom * *b } else { *b };
+                let mut buf = match slot {
+                    Slot::Cpu(b) => Some(b),
+                    _ => None,
+                };
+                let op =
+                    CpuUpdate(RefCell::new(|p: &mut [f32], g: &[f32]| match buf.as_deref_mut() {
+                        None => p.iter_mut().zip(g).for_each(|(p, &g)| *p -= lr * (g + wd * *p)),
+                        Some(buf) => {
+                            for ((p, &g), b) in p.iter_mut().zip(g).zip(buf.iter_mut()) {
+                                let d = g + wd * *p;
+                                *b = if first { d } else { mom * *b + (1.0 - damp) * d };
+                                *p -= lr * if nesterov { d + mom * *b } else { *b };
+                            }
                         }
-                    }
-                }));
+                    }));
                 var.as_tensor().inplace_op2(&g.contiguous()?, &op)?;
             } else {
                 let p = var.as_tensor();
                 let mut d = if wd != 0.0 { (g + (p * wd as f64)?)? } else { g.clone() };
                 if mom != 0.0 {
                     let b = match slot {
-                        Slot::Dev(b) => b.affine(mom as f64, 0.0)?.add(&d.affine((1.0 - damp) as f64, 0.0)?)?,
+                        Slot::Dev(b) => {
+                            b.affine(mom as f64, 0.0)?.add(&d.affine((1.0 - damp) as f64, 0.0)?)?
+                        }
                         _ => d.clone(),
                     };
                     d = if nesterov { d.add(&b.affine(mom as f64, 0.0)?)? } else { b.clone() };
@@ -245,7 +294,18 @@ impl Adam {
             return Err(error(format!("Adam learning rate must be positive, got {lr}")));
         }
         let empty = || vars.iter().map(|_| Slot::Empty).collect();
-        Ok(Adam { m: empty(), v: empty(), vars, t: 0, lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, fused: true })
+        Ok(Adam {
+            m: empty(),
+            v: empty(),
+            vars,
+            t: 0,
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            fused: true,
+        })
     }
     pub fn betas(mut self, beta1: f64, beta2: f64) -> Self {
         self.beta1 = beta1;
@@ -285,9 +345,12 @@ impl Optimizer for Adam {
                     *m = Slot::Cpu(vec![0.0; var.elem_count()]);
                     *v = Slot::Cpu(vec![0.0; var.elem_count()]);
                 }
-                let (Slot::Cpu(m), Slot::Cpu(v)) = (m, v) else { unreachable!("fused state is on the CPU") };
+                let (Slot::Cpu(m), Slot::Cpu(v)) = (m, v) else {
+                    unreachable!("fused state is on the CPU")
+                };
                 let op = CpuUpdate(RefCell::new(|p: &mut [f32], g: &[f32]| {
-                    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut())
+                    {
                         let g = g + wd * *p;
                         *m = b1f * *m + (1.0 - b1f) * g;
                         *v = b2f * *v + (1.0 - b2f) * g * g;
@@ -322,16 +385,23 @@ impl Optimizer for Adam {
         self.beta1 = momentum;
     }
     fn state(&self) -> Result<Vec<(String, Tensor)>> {
-        let mut out = vec![("step".to_string(), Tensor::new(&[self.t as i64], &candle_core::Device::Cpu)?)];
+        let mut out =
+            vec![("step".to_string(), Tensor::new(&[self.t as i64], &candle_core::Device::Cpu)?)];
         save_slots(&mut out, "exp_avg", &self.m, &self.vars)?;
         save_slots(&mut out, "exp_avg_sq", &self.v, &self.vars)?;
         Ok(out)
     }
     fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
-        let step = state.get("step").ok_or_else(|| error("the checkpoint has no Adam `step`: it was saved with another optimiser"))?;
+        let step = state.get("step").ok_or_else(|| {
+            error("the checkpoint has no Adam `step`: it was saved with another optimiser")
+        })?;
         let t = step.to_vec1::<i64>()?.first().copied().unwrap_or(0);
-        let (m, v) = (load_slots(state, "exp_avg", &self.vars, self.fused)?, load_slots(state, "exp_avg_sq", &self.vars, self.fused)?);
-        self.t = i32::try_from(t).map_err(|_| error(format!("Adam step {t} in the checkpoint is out of range")))?;
+        let (m, v) = (
+            load_slots(state, "exp_avg", &self.vars, self.fused)?,
+            load_slots(state, "exp_avg_sq", &self.vars, self.fused)?,
+        );
+        self.t = i32::try_from(t)
+            .map_err(|_| error(format!("Adam step {t} in the checkpoint is out of range")))?;
         (self.m, self.v) = (m, v);
         Ok(())
     }
@@ -355,7 +425,15 @@ pub struct OneCycle {
 impl OneCycle {
     /// PyTorch's defaults: `pct_start` 0.3, `div_factor` 25, `final_div_factor` 1e4, momentum 0.85 to 0.95.
     pub fn new(max_lr: f64, total_steps: usize) -> Self {
-        OneCycle { max_lr, total_steps, pct_start: 0.3, div_factor: 25.0, final_div_factor: 1e4, base_momentum: 0.85, max_momentum: 0.95 }
+        OneCycle {
+            max_lr,
+            total_steps,
+            pct_start: 0.3,
+            div_factor: 25.0,
+            final_div_factor: 1e4,
+            base_momentum: 0.85,
+            max_momentum: 0.95,
+        }
     }
 
     /// (learning rate, momentum) for optimiser step `step` (0-based).
@@ -364,7 +442,9 @@ impl OneCycle {
         let min = initial / self.final_div_factor;
         let up_end = self.pct_start * self.total_steps as f64 - 1.0;
         let down_end = self.total_steps as f64 - 1.0;
-        let cos = |start: f64, end: f64, pct: f64| end + (start - end) / 2.0 * ((std::f64::consts::PI * pct).cos() + 1.0);
+        let cos = |start: f64, end: f64, pct: f64| {
+            end + (start - end) / 2.0 * ((std::f64::consts::PI * pct).cos() + 1.0)
+        };
         let s = step as f64;
         if s <= up_end {
             let pct = s / up_end;

@@ -46,7 +46,11 @@ impl std::fmt::Debug for Figure {
 
 impl Figure {
     /// Renders `draw` onto a white `width` x `height` canvas.
-    pub fn render(width: u32, height: u32, draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> Result<()>) -> Result<Figure> {
+    pub fn render(
+        width: u32,
+        height: u32,
+        draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> Result<()>,
+    ) -> Result<Figure> {
         register_font();
         let mut rgb = vec![255u8; (width * height * 3) as usize];
         {
@@ -69,7 +73,8 @@ impl Figure {
     /// Writes the figure as a PNG file.
     pub fn save(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
         let path = path.as_ref();
-        std::fs::write(path, self.png()?).map_err(|e| error(format!("cannot write {}: {e}", path.display())))
+        std::fs::write(path, self.png()?)
+            .map_err(|e| error(format!("cannot write {}: {e}", path.display())))
     }
 
     /// Shows the figure inline (evcxr calls this when a cell's value is a `Figure`).
@@ -110,16 +115,29 @@ pub fn loss_curves(train: &[f64], val: &[f64]) -> Result<Figure> {
             .disable_mesh()
             .label_style((FONT, 14))
             // Epochs are integers: label only the integer ticks plotters picks.
-            .x_label_formatter(&|x| if (x - x.round()).abs() < 1e-6 { format!("{}", x.round() as i64) } else { String::new() })
+            .x_label_formatter(&|x| {
+                if (x - x.round()).abs() < 1e-6 {
+                    format!("{}", x.round() as i64)
+                } else {
+                    String::new()
+                }
+            })
             .y_label_formatter(&|y| format!("{y:.2}"))
             .draw()
             .map_err(draw_err)?;
-        for (values, color, label) in [(train, BLUE, "train loss"), (val, ORANGE, "validation loss")] {
+        for (values, color, label) in
+            [(train, BLUE, "train loss"), (val, ORANGE, "validation loss")]
+        {
             chart
-                .draw_series(LineSeries::new(values.iter().enumerate().map(|(i, &v)| (i as f64, v)), color.stroke_width(2)))
+                .draw_series(LineSeries::new(
+                    values.iter().enumerate().map(|(i, &v)| (i as f64, v)),
+                    color.stroke_width(2),
+                ))
                 .map_err(draw_err)?
                 .label(label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
         }
         chart
             .configure_series_labels()
@@ -136,20 +154,34 @@ pub fn loss_curves(train: &[f64], val: &[f64]) -> Result<Figure> {
 /// One image as rows of RGB colours: `(1, H, W)` or `(H, W)` through the viridis colour map
 /// (matplotlib's default), scaled to `range` (`vmin`, `vmax`) or, when `None`, to the image's
 /// own min..max like `imshow`; `(3, H, W)` in [0, 1] as RGB.
-fn image_pixels(image: &Tensor, range: Option<(f32, f32)>) -> Result<(usize, usize, Vec<RGBColor>)> {
+fn image_pixels(
+    image: &Tensor,
+    range: Option<(f32, f32)>,
+) -> Result<(usize, usize, Vec<RGBColor>)> {
     let img = image.to_dtype(candle_core::DType::F32)?.to_device(&candle_core::Device::Cpu)?;
     let img = match img.rank() {
         2 => img.unsqueeze(0)?,
         3 => img,
-        _ => return Err(error(format!("an image must be (H, W), (1, H, W) or (3, H, W), got {:?}", image.dims()))),
+        _ => {
+            return Err(error(format!(
+                "an image must be (H, W), (1, H, W) or (3, H, W), got {:?}",
+                image.dims()
+            )))
+        }
     };
     let (c, h, w) = img.dims3()?;
     let v = img.flatten_all()?.to_vec1::<f32>()?;
     let px = match c {
         1 => {
-            let (lo, hi) = range.unwrap_or_else(|| v.iter().fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x))));
+            let (lo, hi) = range.unwrap_or_else(|| {
+                v.iter().fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)))
+            });
             let span = if hi > lo { hi - lo } else { 1.0 };
-            v.iter().map(|&x| ViridisRGB.get_color_normalized(((x - lo) / span).clamp(0.0, 1.0), 0.0, 1.0)).collect()
+            v.iter()
+                .map(|&x| {
+                    ViridisRGB.get_color_normalized(((x - lo) / span).clamp(0.0, 1.0), 0.0, 1.0)
+                })
+                .collect()
         }
         3 => {
             let q = |x: f32| (x.clamp(0.0, 1.0) * 255.0).round() as u8;
@@ -163,13 +195,21 @@ fn image_pixels(image: &Tensor, range: Option<(f32, f32)>) -> Result<(usize, usi
 type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
 
 /// Draws decoded pixels into the rectangle at (x0, y0) of `w_px` x `h_px` screen pixels.
-fn draw_pixels(root: &Area<'_>, (h, w, px): &(usize, usize, Vec<RGBColor>), x0: i32, y0: i32, w_px: u32, h_px: u32) -> Result<()> {
+fn draw_pixels(
+    root: &Area<'_>,
+    (h, w, px): &(usize, usize, Vec<RGBColor>),
+    x0: i32,
+    y0: i32,
+    w_px: u32,
+    h_px: u32,
+) -> Result<()> {
     let (sx, sy) = (w_px as f64 / *w as f64, h_px as f64 / *h as f64);
     for r in 0..*h {
         for c in 0..*w {
             let (xa, ya) = (x0 + (c as f64 * sx) as i32, y0 + (r as f64 * sy) as i32);
             let (xb, yb) = (x0 + ((c + 1) as f64 * sx) as i32, y0 + ((r + 1) as f64 * sy) as i32);
-            root.draw(&Rectangle::new([(xa, ya), (xb, yb)], px[r * w + c].filled())).map_err(draw_err)?;
+            root.draw(&Rectangle::new([(xa, ya), (xb, yb)], px[r * w + c].filled()))
+                .map_err(draw_err)?;
         }
     }
     Ok(())
@@ -178,7 +218,8 @@ fn draw_pixels(root: &Area<'_>, (h, w, px): &(usize, usize, Vec<RGBColor>), x0: 
 fn draw_title(root: &Area<'_>, text: &str, x: i32, y: i32, centred: bool) -> Result<()> {
     use plotters::style::text_anchor::{HPos, Pos, VPos};
     let h = if centred { HPos::Center } else { HPos::Left };
-    let style = TextStyle::from((FONT, 15).into_font()).color(&BLACK).pos(Pos::new(h, VPos::Bottom));
+    let style =
+        TextStyle::from((FONT, 15).into_font()).color(&BLACK).pos(Pos::new(h, VPos::Bottom));
     root.draw_text(text, &style, (x, y)).map_err(draw_err)
 }
 
@@ -189,7 +230,11 @@ pub fn image_grid(images: &[Tensor], titles: &[String], cols: usize, cell: u32) 
         return Err(error("image_grid needs at least one image"));
     }
     if !titles.is_empty() && titles.len() != images.len() {
-        return Err(error(format!("image_grid got {} images but {} titles", images.len(), titles.len())));
+        return Err(error(format!(
+            "image_grid got {} images but {} titles",
+            images.len(),
+            titles.len()
+        )));
     }
     let decoded = images.iter().map(|i| image_pixels(i, None)).collect::<Result<Vec<_>>>()?;
     let cols = cols.clamp(1, images.len());
@@ -248,7 +293,13 @@ impl Panels {
     }
 
     /// A row of images drawn `cell` pixels wide, colour range `range` (None: each image its own).
-    pub fn row(mut self, title: &str, images: &[Tensor], range: Option<(f32, f32)>, cell: u32) -> Result<Self> {
+    pub fn row(
+        mut self,
+        title: &str,
+        images: &[Tensor],
+        range: Option<(f32, f32)>,
+        cell: u32,
+    ) -> Result<Self> {
         if images.is_empty() {
             return Err(error(format!("panel row `{title}` has no images")));
         }
@@ -273,7 +324,9 @@ impl Panels {
                 let cell_h = (*cell as f64 * h as f64 / w as f64).round() as u32;
                 (images.len() as u32 * (cell + PAD) - PAD, TITLE_H + cell_h)
             }
-            PanelRow::Strip { pixels, .. } => ((pixels.1 as u32 * 4).clamp(240, 960), TITLE_H + STRIP_H),
+            PanelRow::Strip { pixels, .. } => {
+                ((pixels.1 as u32 * 4).clamp(240, 960), TITLE_H + STRIP_H)
+            }
         }
     }
 
@@ -295,7 +348,14 @@ impl Panels {
                         draw_title(root, title, x0, y + TITLE_H as i32 - 4, false)?;
                         let cell_h = rh - TITLE_H;
                         for (k, px) in images.iter().enumerate() {
-                            draw_pixels(root, px, x0 + (k as u32 * (cell + PAD)) as i32, y + TITLE_H as i32, *cell, cell_h)?;
+                            draw_pixels(
+                                root,
+                                px,
+                                x0 + (k as u32 * (cell + PAD)) as i32,
+                                y + TITLE_H as i32,
+                                *cell,
+                                cell_h,
+                            )?;
                         }
                     }
                     PanelRow::Strip { title, pixels } => {
@@ -312,7 +372,12 @@ impl Panels {
 
 /// An image with its title beside a curve (e.g. activation maximisation: the optimised input
 /// and the loss per iteration), as one figure.
-pub fn image_and_curve(image: &Tensor, title: &str, values: &[f64], curve_label: &str) -> Result<Figure> {
+pub fn image_and_curve(
+    image: &Tensor,
+    title: &str,
+    values: &[f64],
+    curve_label: &str,
+) -> Result<Figure> {
     let px = image_pixels(image, None)?;
     let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
     if finite.is_empty() {
@@ -340,11 +405,21 @@ pub fn image_and_curve(image: &Tensor, title: &str, values: &[f64], curve_label:
             .draw()
             .map_err(draw_err)?;
         chart
-            .draw_series(LineSeries::new(values.iter().enumerate().map(|(i, &v)| (i as f64, v)), BLUE.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                values.iter().enumerate().map(|(i, &v)| (i as f64, v)),
+                BLUE.stroke_width(2),
+            ))
             .map_err(draw_err)?
             .label(curve_label)
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
-        chart.configure_series_labels().position(SeriesLabelPosition::UpperRight).background_style(WHITE.mix(0.8)).border_style(RGBColor(0xcc, 0xcc, 0xcc)).label_font((FONT, 13)).draw().map_err(draw_err)?;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(RGBColor(0xcc, 0xcc, 0xcc))
+            .label_font((FONT, 13))
+            .draw()
+            .map_err(draw_err)?;
         Ok(())
     })
 }
@@ -407,16 +482,23 @@ pub fn heatmap(values: &Tensor, title: &str) -> Result<Figure> {
         let (x0, y0, bh) = (245, 35, 220);
         for i in 0..bh {
             let t = 1.0 - i as f64 / (bh - 1) as f64;
-            root.draw(&Rectangle::new([(x0, y0 + i), (x0 + 14, y0 + i + 1)], ViridisRGB.get_color_normalized(t as f32, 0.0, 1.0).filled())).map_err(draw_err)?;
+            root.draw(&Rectangle::new(
+                [(x0, y0 + i), (x0 + 14, y0 + i + 1)],
+                ViridisRGB.get_color_normalized(t as f32, 0.0, 1.0).filled(),
+            ))
+            .map_err(draw_err)?;
         }
         for k in 0..5 {
             let t = k as f32 / 4.0;
             let y = y0 + ((1.0 - t) * (bh - 1) as f32) as i32;
-            let style = TextStyle::from((FONT, 12).into_font()).color(&BLACK).pos(plotters::style::text_anchor::Pos::new(
-                plotters::style::text_anchor::HPos::Left,
-                plotters::style::text_anchor::VPos::Center,
-            ));
-            root.draw_text(&format!("{:.3}", lo + t * (hi - lo)), &style, (x0 + 18, y)).map_err(draw_err)?;
+            let style = TextStyle::from((FONT, 12).into_font()).color(&BLACK).pos(
+                plotters::style::text_anchor::Pos::new(
+                    plotters::style::text_anchor::HPos::Left,
+                    plotters::style::text_anchor::VPos::Center,
+                ),
+            );
+            root.draw_text(&format!("{:.3}", lo + t * (hi - lo)), &style, (x0 + 18, y))
+                .map_err(draw_err)?;
         }
         Ok(())
     })
@@ -425,7 +507,11 @@ pub fn heatmap(values: &Tensor, title: &str) -> Result<Figure> {
 /// A horizontal bar chart of `values` with their `labels`, the value written after each bar.
 pub fn bar_chart(labels: &[String], values: &[f64], axis_label: &str) -> Result<Figure> {
     if labels.len() != values.len() || labels.is_empty() {
-        return Err(error(format!("bar_chart got {} labels and {} values", labels.len(), values.len())));
+        return Err(error(format!(
+            "bar_chart got {} labels and {} values",
+            labels.len(),
+            values.len()
+        )));
     }
     let hi = values.iter().copied().fold(f64::MIN, f64::max).max(0.0) * 1.12;
     let n = values.len();
@@ -451,14 +537,21 @@ pub fn bar_chart(labels: &[String], values: &[f64], axis_label: &str) -> Result<
             .map_err(draw_err)?;
         chart
             .draw_series(values.iter().enumerate().map(|(i, &v)| {
-                let mut r = Rectangle::new([(0.0, SegmentValue::Exact(i)), (v, SegmentValue::Exact(i + 1))], BLUE.filled());
+                let mut r = Rectangle::new(
+                    [(0.0, SegmentValue::Exact(i)), (v, SegmentValue::Exact(i + 1))],
+                    BLUE.filled(),
+                );
                 r.set_margin(4, 4, 0, 0);
                 r
             }))
             .map_err(draw_err)?;
         chart
             .draw_series(values.iter().enumerate().map(|(i, &v)| {
-                Text::new(format!("{v:.2}"), (v + hi * 0.01, SegmentValue::CenterOf(i)), (FONT, 13).into_font())
+                Text::new(
+                    format!("{v:.2}"),
+                    (v + hi * 0.01, SegmentValue::CenterOf(i)),
+                    (FONT, 13).into_font(),
+                )
             }))
             .map_err(draw_err)?;
         Ok(())
@@ -478,23 +571,43 @@ pub fn matrix(values: &[Vec<f64>], labels: &[String], title: &str) -> Result<Fig
     Figure::render((left + size + 20) as u32, (top + size + 60) as u32, |root| {
         root.fill(&WHITE).map_err(draw_err)?;
         draw_title(root, title, left + size / 2, 22, true)?;
-        let centered = |size: i32| TextStyle::from((FONT, size).into_font()).color(&BLACK).pos(plotters::style::text_anchor::Pos::new(
-            plotters::style::text_anchor::HPos::Center,
-            plotters::style::text_anchor::VPos::Center,
-        ));
+        let centered = |size: i32| {
+            TextStyle::from((FONT, size).into_font()).color(&BLACK).pos(
+                plotters::style::text_anchor::Pos::new(
+                    plotters::style::text_anchor::HPos::Center,
+                    plotters::style::text_anchor::VPos::Center,
+                ),
+            )
+        };
         for (i, row) in values.iter().enumerate() {
             for (j, &v) in row.iter().enumerate() {
                 let v = v.clamp(0.0, 1.0);
                 let shade = |c: u8| (255.0 - v * (255.0 - c as f64)) as u8;
                 let (x, y) = (left + j as i32 * cell, top + i as i32 * cell);
-                root.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], RGBColor(shade(0x08), shade(0x30), shade(0x6b)).filled())).map_err(draw_err)?;
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + cell, y + cell)],
+                    RGBColor(shade(0x08), shade(0x30), shade(0x6b)).filled(),
+                ))
+                .map_err(draw_err)?;
                 let text = centered(13).color(if v > 0.5 { &WHITE } else { &BLACK });
-                root.draw_text(&format!("{v:.2}"), &text, (x + cell / 2, y + cell / 2)).map_err(draw_err)?;
+                root.draw_text(&format!("{v:.2}"), &text, (x + cell / 2, y + cell / 2))
+                    .map_err(draw_err)?;
             }
-            root.draw_text(&labels[i], &centered(13), (left / 2, top + i as i32 * cell + cell / 2)).map_err(draw_err)?;
-            root.draw_text(&labels[i], &centered(13), (left + i as i32 * cell + cell / 2, top + size + 14)).map_err(draw_err)?;
+            root.draw_text(&labels[i], &centered(13), (left / 2, top + i as i32 * cell + cell / 2))
+                .map_err(draw_err)?;
+            root.draw_text(
+                &labels[i],
+                &centered(13),
+                (left + i as i32 * cell + cell / 2, top + size + 14),
+            )
+            .map_err(draw_err)?;
         }
-        root.draw_text("predicted class (rows: true class)", &centered(14), (left + size / 2, top + size + 40)).map_err(draw_err)?;
+        root.draw_text(
+            "predicted class (rows: true class)",
+            &centered(14),
+            (left + size / 2, top + size + 40),
+        )
+        .map_err(draw_err)?;
         Ok(())
     })
 }
@@ -517,13 +630,24 @@ macro_rules! mesh {
 /// Labelled points `(label, x, y)`, e.g. accuracy against time per epoch for several models.
 /// Each point is numbered; the numbers are explained in a legend on the right (labels written
 /// next to crowded points would overlap). `log_x` puts x on a log scale.
-pub fn scatter(points: &[(String, f64, f64)], x_label: &str, y_label: &str, log_x: bool) -> Result<Figure> {
-    let finite: Vec<(usize, &(String, f64, f64))> = points.iter().enumerate().filter(|(_, p)| p.1.is_finite() && p.2.is_finite() && (!log_x || p.1 > 0.0)).collect();
+pub fn scatter(
+    points: &[(String, f64, f64)],
+    x_label: &str,
+    y_label: &str,
+    log_x: bool,
+) -> Result<Figure> {
+    let finite: Vec<(usize, &(String, f64, f64))> = points
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.1.is_finite() && p.2.is_finite() && (!log_x || p.1 > 0.0))
+        .collect();
     if finite.is_empty() {
         return Err(error("scatter: no finite points to plot"));
     }
-    let (x0, x1) = finite.iter().fold((f64::MAX, f64::MIN), |(a, b), (_, p)| (a.min(p.1), b.max(p.1)));
-    let (y0, y1) = finite.iter().fold((f64::MAX, f64::MIN), |(a, b), (_, p)| (a.min(p.2), b.max(p.2)));
+    let (x0, x1) =
+        finite.iter().fold((f64::MAX, f64::MIN), |(a, b), (_, p)| (a.min(p.1), b.max(p.1)));
+    let (y0, y1) =
+        finite.iter().fold((f64::MAX, f64::MIN), |(a, b), (_, p)| (a.min(p.2), b.max(p.2)));
     let ypad = ((y1 - y0) * 0.1).max(0.01);
     let legend_w = 300;
     let draw = |root: &Area<'_>| -> Result<()> {
@@ -536,25 +660,46 @@ pub fn scatter(points: &[(String, f64, f64)], x_label: &str, y_label: &str, log_
                 let mut chart = $chart;
                 mesh!(chart, x_label, y_label)
                     .x_labels(6)
-                    .x_label_formatter(&|v| if *v >= 10.0 { format!("{v:.0}") } else { format!("{v:.2}").trim_end_matches('0').trim_end_matches('.').to_string() })
+                    .x_label_formatter(&|v| {
+                        if *v >= 10.0 {
+                            format!("{v:.0}")
+                        } else {
+                            format!("{v:.2}")
+                                .trim_end_matches('0')
+                                .trim_end_matches('.')
+                                .to_string()
+                        }
+                    })
                     .draw()
                     .map_err(draw_err)?;
                 chart
                     .draw_series(finite.iter().map(|(i, p)| {
-                        EmptyElement::at((p.1, p.2)) + Circle::new((0, 0), 5, BLUE.filled()) + Text::new(format!("{}", i + 1), (7, -16), (FONT, 14).into_font().color(&BLACK))
+                        EmptyElement::at((p.1, p.2))
+                            + Circle::new((0, 0), 5, BLUE.filled())
+                            + Text::new(
+                                format!("{}", i + 1),
+                                (7, -16),
+                                (FONT, 14).into_font().color(&BLACK),
+                            )
                     }))
                     .map_err(draw_err)?;
             }};
         }
         if log_x {
-            finish!(builder.build_cartesian_2d((x0 / 1.5..x1 * 1.5).log_scale(), (y0 - ypad)..(y1 + ypad)).map_err(draw_err)?);
+            finish!(builder
+                .build_cartesian_2d((x0 / 1.5..x1 * 1.5).log_scale(), (y0 - ypad)..(y1 + ypad))
+                .map_err(draw_err)?);
         } else {
             let xpad = ((x1 - x0) * 0.1).max(1e-3);
-            finish!(builder.build_cartesian_2d((x0 - xpad)..(x1 + xpad), (y0 - ypad)..(y1 + ypad)).map_err(draw_err)?);
+            finish!(builder
+                .build_cartesian_2d((x0 - xpad)..(x1 + xpad), (y0 - ypad)..(y1 + ypad))
+                .map_err(draw_err)?);
         }
         for (row, (i, p)) in finite.iter().enumerate() {
             let style = TextStyle::from((FONT, 13).into_font()).color(&BLACK);
-            legend.draw_text(&format!("{}  {}", i + 1, p.0), &style, (10, 30 + 22 * row as i32)).map_err(draw_err)?;
+            legend
+                .draw_text(&format!("{}  {}", i + 1, p.0), &style, (10, 30 + 22 * row as i32))
+                .map_err(draw_err)?;
         }
         Ok(())
     };
@@ -564,8 +709,17 @@ pub fn scatter(points: &[(String, f64, f64)], x_label: &str, y_label: &str, log_
 /// Several curves `(label, points)` on one chart, each a line with its points marked and a
 /// legend entry, e.g. test accuracy against the number of training images for two methods.
 /// `log_x` puts x on a log scale (x must then be positive).
-pub fn lines(series: &[(String, Vec<(f64, f64)>)], x_label: &str, y_label: &str, log_x: bool) -> Result<Figure> {
-    let pts: Vec<(f64, f64)> = series.iter().flat_map(|(_, p)| p.iter().copied()).filter(|p| p.0.is_finite() && p.1.is_finite() && (!log_x || p.0 > 0.0)).collect();
+pub fn lines(
+    series: &[(String, Vec<(f64, f64)>)],
+    x_label: &str,
+    y_label: &str,
+    log_x: bool,
+) -> Result<Figure> {
+    let pts: Vec<(f64, f64)> = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().copied())
+        .filter(|p| p.0.is_finite() && p.1.is_finite() && (!log_x || p.0 > 0.0))
+        .collect();
     if pts.is_empty() {
         return Err(error("lines: no finite points to plot"));
     }
@@ -573,7 +727,13 @@ pub fn lines(series: &[(String, Vec<(f64, f64)>)], x_label: &str, y_label: &str,
     let (y0, y1) = pts.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
     let ypad = ((y1 - y0) * 0.1).max(0.01);
     // matplotlib's tab10 after blue and orange: green, red, purple.
-    let colors = [BLUE, ORANGE, RGBColor(0x2c, 0xa0, 0x2c), RGBColor(0xd6, 0x27, 0x28), RGBColor(0x94, 0x67, 0xbd)];
+    let colors = [
+        BLUE,
+        ORANGE,
+        RGBColor(0x2c, 0xa0, 0x2c),
+        RGBColor(0xd6, 0x27, 0x28),
+        RGBColor(0x94, 0x67, 0xbd),
+    ];
     Figure::render(760, 480, |root| {
         root.fill(&WHITE).map_err(draw_err)?;
         let mut builder = ChartBuilder::on(root);
@@ -581,16 +741,27 @@ pub fn lines(series: &[(String, Vec<(f64, f64)>)], x_label: &str, y_label: &str,
         macro_rules! finish {
             ($chart:expr) => {{
                 let mut chart = $chart;
-                mesh!(chart, x_label, y_label).x_label_formatter(&|v| format!("{v:.0}")).draw().map_err(draw_err)?;
+                mesh!(chart, x_label, y_label)
+                    .x_label_formatter(&|v| format!("{v:.0}"))
+                    .draw()
+                    .map_err(draw_err)?;
                 for (i, (label, points)) in series.iter().enumerate() {
                     let color = colors[i % colors.len()];
-                    let points: Vec<(f64, f64)> = points.iter().copied().filter(|p| p.0.is_finite() && p.1.is_finite() && (!log_x || p.0 > 0.0)).collect();
+                    let points: Vec<(f64, f64)> = points
+                        .iter()
+                        .copied()
+                        .filter(|p| p.0.is_finite() && p.1.is_finite() && (!log_x || p.0 > 0.0))
+                        .collect();
                     chart
                         .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
                         .map_err(draw_err)?
                         .label(label.as_str())
-                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-                    chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled()))).map_err(draw_err)?;
+                        .legend(move |(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                        });
+                    chart
+                        .draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))
+                        .map_err(draw_err)?;
                 }
                 chart
                     .configure_series_labels()
@@ -603,10 +774,14 @@ pub fn lines(series: &[(String, Vec<(f64, f64)>)], x_label: &str, y_label: &str,
             }};
         }
         if log_x {
-            finish!(builder.build_cartesian_2d((x0 / 1.5..x1 * 1.5).log_scale(), (y0 - ypad)..(y1 + ypad)).map_err(draw_err)?);
+            finish!(builder
+                .build_cartesian_2d((x0 / 1.5..x1 * 1.5).log_scale(), (y0 - ypad)..(y1 + ypad))
+                .map_err(draw_err)?);
         } else {
             let xpad = ((x1 - x0) * 0.05).max(1e-3);
-            finish!(builder.build_cartesian_2d((x0 - xpad)..(x1 + xpad), (y0 - ypad)..(y1 + ypad)).map_err(draw_err)?);
+            finish!(builder
+                .build_cartesian_2d((x0 - xpad)..(x1 + xpad), (y0 - ypad)..(y1 + ypad))
+                .map_err(draw_err)?);
         }
         Ok(())
     })

@@ -33,8 +33,15 @@ impl Pool2d {
 
 impl std::fmt::Display for Pool2d {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let one = |(a, b): (usize, usize)| if a == b { a.to_string() } else { format!("({a}, {b})") };
-        write!(f, "kernel_size={}, stride={}, padding={}", one(self.kernel), one(self.stride), one(self.padding))
+        let one =
+            |(a, b): (usize, usize)| if a == b { a.to_string() } else { format!("({a}, {b})") };
+        write!(
+            f,
+            "kernel_size={}, stride={}, padding={}",
+            one(self.kernel),
+            one(self.stride),
+            one(self.padding)
+        )
     }
 }
 
@@ -52,17 +59,25 @@ fn axis_spans(size: usize, k: usize, s: usize, p: usize, what: &str) -> Result<V
         return Err(error(format!("pooling {what}: kernel and stride must be positive")));
     }
     if 2 * p > k {
-        return Err(error(format!("pooling {what}: padding {p} must be at most half the kernel size {k} (as in PyTorch)")));
+        return Err(error(format!(
+            "pooling {what}: padding {p} must be at most half the kernel size {k} (as in PyTorch)"
+        )));
     }
     if size + 2 * p < k {
-        return Err(error(format!("pooling {what}: input size {size} (+2x padding {p}) is smaller than the kernel {k}")));
+        return Err(error(format!(
+            "pooling {what}: input size {size} (+2x padding {p}) is smaller than the kernel {k}"
+        )));
     }
     let out = (size + 2 * p - k) / s + 1;
     Ok((0..out)
         .map(|o| {
             let lo = (o * s) as isize - p as isize;
             let hi_padded = (lo + k as isize).min((size + p) as isize);
-            Span { start: lo.max(0) as usize, end: (lo + k as isize).min(size as isize) as usize, padded_len: (hi_padded - lo) as usize }
+            Span {
+                start: lo.max(0) as usize,
+                end: (lo + k as isize).min(size as isize) as usize,
+                padded_len: (hi_padded - lo) as usize,
+            }
         })
         .collect())
 }
@@ -77,7 +92,11 @@ fn adaptive_spans(size: usize, out: usize) -> Vec<Span> {
         .collect()
 }
 
-fn input4<'a>(storage: &'a CpuStorage, layout: &Layout, name: &str) -> Result<(&'a [f32], [usize; 4])> {
+fn input4<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    name: &str,
+) -> Result<(&'a [f32], [usize; 4])> {
     let CpuStorage::F32(data) = storage else {
         return Err(error(format!("{name}: only f32 tensors are supported")));
     };
@@ -118,8 +137,17 @@ impl PoolOp {
 fn regular_band(cols: &[Span]) -> (usize, usize, usize, usize) {
     let k = cols.iter().map(|c| c.end - c.start).max().unwrap_or(0);
     let Some(j0) = cols.iter().position(|c| c.end - c.start == k) else { return (0, 0, 0, 1) };
-    let stride = if j0 + 1 < cols.len() { cols[j0 + 1].start.saturating_sub(cols[j0].start).max(1) } else { 1 };
-    let j1 = j0 + cols[j0..].iter().enumerate().take_while(|(d, c)| c.end - c.start == k && c.start == cols[j0].start + d * stride).count();
+    let stride = if j0 + 1 < cols.len() {
+        cols[j0 + 1].start.saturating_sub(cols[j0].start).max(1)
+    } else {
+        1
+    };
+    let j1 = j0
+        + cols[j0..]
+            .iter()
+            .enumerate()
+            .take_while(|(d, c)| c.end - c.start == k && c.start == cols[j0].start + d * stride)
+            .count();
     (j0, j1, k, stride)
 }
 
@@ -156,7 +184,17 @@ fn max_update(best: &mut [f32], at: &mut [u32], src: &[f32], idx0: usize) {
 /// the per-row loops cost more than the maxima), then the border outputs, those the flat run
 /// got wrong included (its row ends wrap around), one by one. False if `rows`/`cols` are not such a pooling.
 #[allow(clippy::too_many_arguments)]
-fn max_pool_same_plane(xin: &[f32], h: usize, w: usize, rows: &[Span], cols: &[Span], (i0, i1, kh, sh): (usize, usize, usize, usize), (j0, j1, kw, sw): (usize, usize, usize, usize), o: &mut [f32], a: &mut [u32]) -> bool {
+fn max_pool_same_plane(
+    xin: &[f32],
+    h: usize,
+    w: usize,
+    rows: &[Span],
+    cols: &[Span],
+    (i0, i1, kh, sh): (usize, usize, usize, usize),
+    (j0, j1, kw, sw): (usize, usize, usize, usize),
+    o: &mut [f32],
+    a: &mut [u32],
+) -> bool {
     if rows.len() != h || cols.len() != w || sh != 1 || sw != 1 || i0 >= i1 || j0 >= j1 {
         return false;
     }
@@ -186,7 +224,16 @@ fn max_pool_same_plane(xin: &[f32], h: usize, w: usize, rows: &[Span], cols: &[S
 /// columns is scanned window cell by window cell across all its outputs at once, without
 /// branches (the per-window scan with a data-dependent branch was 16% of Inception's step).
 #[allow(clippy::too_many_arguments)]
-fn max_pool_row(xin: &[f32], w: usize, r: &Span, cols: &[Span], (j0, j1, k, stride): (usize, usize, usize, usize), o: &mut [f32], a: &mut [u32], scratch: &mut (Vec<f32>, Vec<u32>)) {
+fn max_pool_row(
+    xin: &[f32],
+    w: usize,
+    r: &Span,
+    cols: &[Span],
+    (j0, j1, k, stride): (usize, usize, usize, usize),
+    o: &mut [f32],
+    a: &mut [u32],
+    scratch: &mut (Vec<f32>, Vec<u32>),
+) {
     for j in (0..j0).chain(j1..cols.len()) {
         (o[j], a[j]) = max_window(xin, w, r, &cols[j]);
     }
@@ -231,15 +278,27 @@ impl CustomOp1 for PoolOp {
         let mut out = vec![0f32; n * c * plane_out];
         let mut arg = vec![0u32; if matches!(self.kind, Kind::Max) { out.len() } else { 0 }];
         let (band, row_band) = (regular_band(&self.cols), regular_band(&self.rows));
-        let work = |scratch: &mut (Vec<f32>, Vec<u32>), (p, (o, a)): (usize, (&mut [f32], &mut [u32]))| {
+        let work = |scratch: &mut (Vec<f32>, Vec<u32>),
+                    (p, (o, a)): (usize, (&mut [f32], &mut [u32]))| {
             let xin = &x[p * h * w..(p + 1) * h * w];
-            if matches!(self.kind, Kind::Max) && max_pool_same_plane(xin, h, w, &self.rows, &self.cols, row_band, band, o, a) {
+            if matches!(self.kind, Kind::Max)
+                && max_pool_same_plane(xin, h, w, &self.rows, &self.cols, row_band, band, o, a)
+            {
                 return;
             }
             for (i, r) in self.rows.iter().enumerate() {
                 let o = &mut o[i * ow..(i + 1) * ow];
                 match self.kind {
-                    Kind::Max => max_pool_row(xin, w, r, &self.cols, band, o, &mut a[i * ow..(i + 1) * ow], scratch),
+                    Kind::Max => max_pool_row(
+                        xin,
+                        w,
+                        r,
+                        &self.cols,
+                        band,
+                        o,
+                        &mut a[i * ow..(i + 1) * ow],
+                        scratch,
+                    ),
                     Kind::Avg => {
                         for (j, col) in self.cols.iter().enumerate() {
                             let mut s = 0f32;
@@ -253,8 +312,16 @@ impl CustomOp1 for PoolOp {
             }
         };
         match self.kind {
-            Kind::Max => out.par_chunks_mut(plane_out).zip(arg.par_chunks_mut(plane_out)).enumerate().for_each_init(Default::default, work),
-            Kind::Avg => out.par_chunks_mut(plane_out).map(|o| (o, &mut [][..])).enumerate().for_each_init(Default::default, work),
+            Kind::Max => out
+                .par_chunks_mut(plane_out)
+                .zip(arg.par_chunks_mut(plane_out))
+                .enumerate()
+                .for_each_init(Default::default, work),
+            Kind::Avg => out
+                .par_chunks_mut(plane_out)
+                .map(|o| (o, &mut [][..]))
+                .enumerate()
+                .for_each_init(Default::default, work),
         }
         *self.argmax.lock().map_err(|_| error("pooling state poisoned"))? = arg;
         Ok((CpuStorage::F32(out), Shape::from((n, c, oh, ow))))
@@ -263,7 +330,11 @@ impl CustomOp1 for PoolOp {
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
         let (n, c, h, w) = arg.dims4()?;
         let (oh, ow) = (self.rows.len(), self.cols.len());
-        let g = grad_res.to_device(&candle_core::Device::Cpu)?.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+        let g = grad_res
+            .to_device(&candle_core::Device::Cpu)?
+            .contiguous()?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
         let mut gi = vec![0f32; n * c * h * w];
         let argmax = self.argmax.lock().map_err(|_| error("pooling state poisoned"))?;
         gi.par_chunks_mut(h * w).enumerate().for_each(|(p, gin)| {
@@ -280,7 +351,9 @@ impl CustomOp1 for PoolOp {
                         for (j, col) in self.cols.iter().enumerate() {
                             let v = gout[i * ow + j] / (r.padded_len * col.padded_len) as f32;
                             for y in r.start..r.end {
-                                gin[y * w + col.start..y * w + col.end].iter_mut().for_each(|t| *t += v);
+                                gin[y * w + col.start..y * w + col.end]
+                                    .iter_mut()
+                                    .for_each(|t| *t += v);
                             }
                         }
                     }

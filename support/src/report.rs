@@ -13,13 +13,21 @@ pub struct Table {
 
 impl Table {
     pub fn new(title: &str, header: &[&str]) -> Self {
-        Table { title: title.to_string(), header: header.iter().map(|s| s.to_string()).collect(), rows: Vec::new() }
+        Table {
+            title: title.to_string(),
+            header: header.iter().map(|s| s.to_string()).collect(),
+            rows: Vec::new(),
+        }
     }
 
     /// Appends a row; it must have one cell per column.
     pub fn push(&mut self, row: Vec<String>) -> Result<()> {
         if row.len() != self.header.len() {
-            return Err(error(format!("the table has {} columns but the row has {} cells", self.header.len(), row.len())));
+            return Err(error(format!(
+                "the table has {} columns but the row has {} cells",
+                self.header.len(),
+                row.len()
+            )));
         }
         self.rows.push(row);
         Ok(())

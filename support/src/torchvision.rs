@@ -25,8 +25,19 @@ impl Builder {
         Builder { p: Params::new(), rng: Rng::new(0), device: device.clone() }
     }
     #[allow(clippy::too_many_arguments)]
-    fn conv(&mut self, name: &str, cin: usize, cout: usize, k: (usize, usize), stride: usize, pad: (usize, usize), bias: bool) -> Result<Conv2d> {
-        let mut c = Conv2d::new(&mut self.p, name, cin, cout, k, stride, 0, bias, &mut self.rng, &self.device)?;
+    fn conv(
+        &mut self,
+        name: &str,
+        cin: usize,
+        cout: usize,
+        k: (usize, usize),
+        stride: usize,
+        pad: (usize, usize),
+        bias: bool,
+    ) -> Result<Conv2d> {
+        let mut c = Conv2d::new(
+            &mut self.p, name, cin, cout, k, stride, 0, bias, &mut self.rng, &self.device,
+        )?;
         c.padding = (pad.0, pad.0, pad.1, pad.1);
         Ok(c)
     }
@@ -46,8 +57,19 @@ struct ConvBn {
 }
 
 impl ConvBn {
-    fn basic(b: &mut Builder, name: &str, cin: usize, cout: usize, k: (usize, usize), stride: usize, pad: (usize, usize)) -> Result<Self> {
-        Ok(ConvBn { conv: b.conv(&format!("{name}.conv"), cin, cout, k, stride, pad, false)?, bn: b.bn(&format!("{name}.bn"), cout, 1e-3)? })
+    fn basic(
+        b: &mut Builder,
+        name: &str,
+        cin: usize,
+        cout: usize,
+        k: (usize, usize),
+        stride: usize,
+        pad: (usize, usize),
+    ) -> Result<Self> {
+        Ok(ConvBn {
+            conv: b.conv(&format!("{name}.conv"), cin, cout, k, stride, pad, false)?,
+            bn: b.bn(&format!("{name}.bn"), cout, 1e-3)?,
+        })
     }
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.bn.fold_into(&self.conv, x)
@@ -74,26 +96,49 @@ struct Plain {
 
 impl Plain {
     fn alexnet(b: &mut Builder) -> Result<Self> {
-        let specs = [(0, 3, 64, 11, 4, 2, true), (3, 64, 192, 5, 1, 2, true), (6, 192, 384, 3, 1, 1, false), (8, 384, 256, 3, 1, 1, false), (10, 256, 256, 3, 1, 1, true)];
-        let convs = specs.iter().map(|&(i, ci, co, k, s, p, pool)| Ok((b.conv(&format!("features.{i}"), ci, co, sq(k), s, (p, p), true)?, pool))).collect::<Result<_>>()?;
-        let classifier = vec![b.linear("classifier.1", 256 * 36, 4096)?, b.linear("classifier.4", 4096, 4096)?, b.linear("classifier.6", 4096, 1000)?];
+        let specs = [
+            (0, 3, 64, 11, 4, 2, true),
+            (3, 64, 192, 5, 1, 2, true),
+            (6, 192, 384, 3, 1, 1, false),
+            (8, 384, 256, 3, 1, 1, false),
+            (10, 256, 256, 3, 1, 1, true),
+        ];
+        let convs = specs
+            .iter()
+            .map(|&(i, ci, co, k, s, p, pool)| {
+                Ok((b.conv(&format!("features.{i}"), ci, co, sq(k), s, (p, p), true)?, pool))
+            })
+            .collect::<Result<_>>()?;
+        let classifier = vec![
+            b.linear("classifier.1", 256 * 36, 4096)?,
+            b.linear("classifier.4", 4096, 4096)?,
+            b.linear("classifier.6", 4096, 1000)?,
+        ];
         Ok(Plain { convs, pool: Pool2d::new(3, 2, 0), pooled: 6, classifier })
     }
 
     fn vgg16(b: &mut Builder) -> Result<Self> {
-        let cfg: [usize; 18] = [64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0];
+        let cfg: [usize; 18] =
+            [64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0];
         let (mut convs, mut cin, mut idx) = (Vec::<(Conv2d, bool)>::new(), 3, 0);
         for c in cfg {
             if c == 0 {
                 convs.last_mut().expect("the config starts with a conv").1 = true;
                 idx += 1;
             } else {
-                convs.push((b.conv(&format!("features.{idx}"), cin, c, sq(3), 1, (1, 1), true)?, false));
+                convs.push((
+                    b.conv(&format!("features.{idx}"), cin, c, sq(3), 1, (1, 1), true)?,
+                    false,
+                ));
                 cin = c;
                 idx += 2;
             }
         }
-        let classifier = vec![b.linear("classifier.0", 512 * 49, 4096)?, b.linear("classifier.3", 4096, 4096)?, b.linear("classifier.6", 4096, 1000)?];
+        let classifier = vec![
+            b.linear("classifier.0", 512 * 49, 4096)?,
+            b.linear("classifier.3", 4096, 4096)?,
+            b.linear("classifier.6", 4096, 1000)?,
+        ];
         Ok(Plain { convs, pool: Pool2d::new(2, 2, 0), pooled: 7, classifier })
     }
 
@@ -152,8 +197,18 @@ struct ResNet {
 impl ResNet {
     /// `layers` blocks per stage; bottleneck blocks (expansion 4, stride on the 3x3) when `bottleneck`.
     fn new(b: &mut Builder, layers: [usize; 4], bottleneck: bool) -> Result<Self> {
-        let cbn = |b: &mut Builder, conv: &str, bn: &str, ci: usize, co: usize, k: usize, s: usize| -> Result<ConvBn> {
-            Ok(ConvBn { conv: b.conv(conv, ci, co, sq(k), s, (k / 2, k / 2), false)?, bn: b.bn(bn, co, 1e-5)? })
+        let cbn = |b: &mut Builder,
+                   conv: &str,
+                   bn: &str,
+                   ci: usize,
+                   co: usize,
+                   k: usize,
+                   s: usize|
+         -> Result<ConvBn> {
+            Ok(ConvBn {
+                conv: b.conv(conv, ci, co, sq(k), s, (k / 2, k / 2), false)?,
+                bn: b.bn(bn, co, 1e-5)?,
+            })
         };
         let stem = cbn(b, "conv1", "bn1", 3, 64, 7, 2)?;
         let expansion = if bottleneck { 4 } else { 1 };
@@ -166,14 +221,53 @@ impl ResNet {
                 let convs = if bottleneck {
                     vec![
                         cbn(b, &format!("{pre}.conv1"), &format!("{pre}.bn1"), cin, width, 1, 1)?,
-                        cbn(b, &format!("{pre}.conv2"), &format!("{pre}.bn2"), width, width, 3, stride)?,
-                        cbn(b, &format!("{pre}.conv3"), &format!("{pre}.bn3"), width, width * 4, 1, 1)?,
+                        cbn(
+                            b,
+                            &format!("{pre}.conv2"),
+                            &format!("{pre}.bn2"),
+                            width,
+                            width,
+                            3,
+                            stride,
+                        )?,
+                        cbn(
+                            b,
+                            &format!("{pre}.conv3"),
+                            &format!("{pre}.bn3"),
+                            width,
+                            width * 4,
+                            1,
+                            1,
+                        )?,
                     ]
                 } else {
-                    vec![cbn(b, &format!("{pre}.conv1"), &format!("{pre}.bn1"), cin, width, 3, stride)?, cbn(b, &format!("{pre}.conv2"), &format!("{pre}.bn2"), width, width, 3, 1)?]
+                    vec![
+                        cbn(
+                            b,
+                            &format!("{pre}.conv1"),
+                            &format!("{pre}.bn1"),
+                            cin,
+                            width,
+                            3,
+                            stride,
+                        )?,
+                        cbn(b, &format!("{pre}.conv2"), &format!("{pre}.bn2"), width, width, 3, 1)?,
+                    ]
                 };
                 let cout = width * expansion;
-                let downsample = if stride != 1 || cin != cout { Some(cbn(b, &format!("{pre}.downsample.0"), &format!("{pre}.downsample.1"), cin, cout, 1, stride)?) } else { None };
+                let downsample = if stride != 1 || cin != cout {
+                    Some(cbn(
+                        b,
+                        &format!("{pre}.downsample.0"),
+                        &format!("{pre}.downsample.1"),
+                        cin,
+                        cout,
+                        1,
+                        stride,
+                    )?)
+                } else {
+                    None
+                };
                 blocks.push(ResBlock { convs, downsample });
                 cin = cout;
             }
@@ -204,11 +298,35 @@ fn avg3(x: &Tensor) -> Result<Tensor> {
 
 /// One Inception-v3 module: named branches of `BasicConv2d` chains, see [`Inception3::new`].
 enum Mixed {
-    A { b1: ConvBn, b5: [ConvBn; 2], b3: [ConvBn; 3], pool: ConvBn },
-    B { b3: ConvBn, b3dbl: [ConvBn; 3] },
-    C { b1: ConvBn, b7: [ConvBn; 3], b7dbl: [ConvBn; 5], pool: ConvBn },
-    D { b3: [ConvBn; 2], b7: [ConvBn; 4] },
-    E { b1: ConvBn, b3_1: ConvBn, b3_2: [ConvBn; 2], dbl_1: ConvBn, dbl_2: ConvBn, dbl_3: [ConvBn; 2], pool: ConvBn },
+    A {
+        b1: ConvBn,
+        b5: [ConvBn; 2],
+        b3: [ConvBn; 3],
+        pool: ConvBn,
+    },
+    B {
+        b3: ConvBn,
+        b3dbl: [ConvBn; 3],
+    },
+    C {
+        b1: ConvBn,
+        b7: [ConvBn; 3],
+        b7dbl: [ConvBn; 5],
+        pool: ConvBn,
+    },
+    D {
+        b3: [ConvBn; 2],
+        b7: [ConvBn; 4],
+    },
+    E {
+        b1: ConvBn,
+        b3_1: ConvBn,
+        b3_2: [ConvBn; 2],
+        dbl_1: ConvBn,
+        dbl_2: ConvBn,
+        dbl_3: [ConvBn; 2],
+        pool: ConvBn,
+    },
 }
 
 fn chain(x: &Tensor, convs: &[ConvBn]) -> Result<Tensor> {
@@ -217,11 +335,17 @@ fn chain(x: &Tensor, convs: &[ConvBn]) -> Result<Tensor> {
 
 impl Mixed {
     fn a(b: &mut Builder, n: &str, cin: usize, pool_features: usize) -> Result<Self> {
-        let bc = |b: &mut Builder, s: &str, ci, co, k, p| ConvBn::basic(b, &format!("{n}.{s}"), ci, co, sq(k), 1, (p, p));
+        let bc = |b: &mut Builder, s: &str, ci, co, k, p| {
+            ConvBn::basic(b, &format!("{n}.{s}"), ci, co, sq(k), 1, (p, p))
+        };
         Ok(Mixed::A {
             b1: bc(b, "branch1x1", cin, 64, 1, 0)?,
             b5: [bc(b, "branch5x5_1", cin, 48, 1, 0)?, bc(b, "branch5x5_2", 48, 64, 5, 2)?],
-            b3: [bc(b, "branch3x3dbl_1", cin, 64, 1, 0)?, bc(b, "branch3x3dbl_2", 64, 96, 3, 1)?, bc(b, "branch3x3dbl_3", 96, 96, 3, 1)?],
+            b3: [
+                bc(b, "branch3x3dbl_1", cin, 64, 1, 0)?,
+                bc(b, "branch3x3dbl_2", 64, 96, 3, 1)?,
+                bc(b, "branch3x3dbl_3", 96, 96, 3, 1)?,
+            ],
             pool: bc(b, "branch_pool", cin, pool_features, 1, 0)?,
         })
     }
@@ -236,11 +360,17 @@ impl Mixed {
         })
     }
     fn c(b: &mut Builder, n: &str, cin: usize, c7: usize) -> Result<Self> {
-        let bc = |b: &mut Builder, s: &str, ci, co, k, p| ConvBn::basic(b, &format!("{n}.{s}"), ci, co, k, 1, p);
+        let bc = |b: &mut Builder, s: &str, ci, co, k, p| {
+            ConvBn::basic(b, &format!("{n}.{s}"), ci, co, k, 1, p)
+        };
         let (k17, k71, p17, p71) = ((1, 7), (7, 1), (0, 3), (3, 0));
         Ok(Mixed::C {
             b1: bc(b, "branch1x1", cin, 192, (1, 1), (0, 0))?,
-            b7: [bc(b, "branch7x7_1", cin, c7, (1, 1), (0, 0))?, bc(b, "branch7x7_2", c7, c7, k17, p17)?, bc(b, "branch7x7_3", c7, 192, k71, p71)?],
+            b7: [
+                bc(b, "branch7x7_1", cin, c7, (1, 1), (0, 0))?,
+                bc(b, "branch7x7_2", c7, c7, k17, p17)?,
+                bc(b, "branch7x7_3", c7, 192, k71, p71)?,
+            ],
             b7dbl: [
                 bc(b, "branch7x7dbl_1", cin, c7, (1, 1), (0, 0))?,
                 bc(b, "branch7x7dbl_2", c7, c7, k71, p71)?,
@@ -252,9 +382,14 @@ impl Mixed {
         })
     }
     fn d(b: &mut Builder, n: &str, cin: usize) -> Result<Self> {
-        let bc = |b: &mut Builder, s: &str, ci, co, k, st, p| ConvBn::basic(b, &format!("{n}.{s}"), ci, co, k, st, p);
+        let bc = |b: &mut Builder, s: &str, ci, co, k, st, p| {
+            ConvBn::basic(b, &format!("{n}.{s}"), ci, co, k, st, p)
+        };
         Ok(Mixed::D {
-            b3: [bc(b, "branch3x3_1", cin, 192, (1, 1), 1, (0, 0))?, bc(b, "branch3x3_2", 192, 320, (3, 3), 2, (0, 0))?],
+            b3: [
+                bc(b, "branch3x3_1", cin, 192, (1, 1), 1, (0, 0))?,
+                bc(b, "branch3x3_2", 192, 320, (3, 3), 2, (0, 0))?,
+            ],
             b7: [
                 bc(b, "branch7x7x3_1", cin, 192, (1, 1), 1, (0, 0))?,
                 bc(b, "branch7x7x3_2", 192, 192, (1, 7), 1, (0, 3))?,
@@ -264,24 +399,46 @@ impl Mixed {
         })
     }
     fn e(b: &mut Builder, n: &str, cin: usize) -> Result<Self> {
-        let bc = |b: &mut Builder, s: &str, ci, co, k, p| ConvBn::basic(b, &format!("{n}.{s}"), ci, co, k, 1, p);
+        let bc = |b: &mut Builder, s: &str, ci, co, k, p| {
+            ConvBn::basic(b, &format!("{n}.{s}"), ci, co, k, 1, p)
+        };
         Ok(Mixed::E {
             b1: bc(b, "branch1x1", cin, 320, (1, 1), (0, 0))?,
             b3_1: bc(b, "branch3x3_1", cin, 384, (1, 1), (0, 0))?,
-            b3_2: [bc(b, "branch3x3_2a", 384, 384, (1, 3), (0, 1))?, bc(b, "branch3x3_2b", 384, 384, (3, 1), (1, 0))?],
+            b3_2: [
+                bc(b, "branch3x3_2a", 384, 384, (1, 3), (0, 1))?,
+                bc(b, "branch3x3_2b", 384, 384, (3, 1), (1, 0))?,
+            ],
             dbl_1: bc(b, "branch3x3dbl_1", cin, 448, (1, 1), (0, 0))?,
             dbl_2: bc(b, "branch3x3dbl_2", 448, 384, (3, 3), (1, 1))?,
-            dbl_3: [bc(b, "branch3x3dbl_3a", 384, 384, (1, 3), (0, 1))?, bc(b, "branch3x3dbl_3b", 384, 384, (3, 1), (1, 0))?],
+            dbl_3: [
+                bc(b, "branch3x3dbl_3a", 384, 384, (1, 3), (0, 1))?,
+                bc(b, "branch3x3dbl_3b", 384, 384, (3, 1), (1, 0))?,
+            ],
             pool: bc(b, "branch_pool", cin, 192, (1, 1), (0, 0))?,
         })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
-            Mixed::A { b1, b5, b3, pool } => cat(&[b1.forward_relu(x)?, chain(x, b5)?, chain(x, b3)?, pool.forward_relu(&avg3(x)?)?]),
-            Mixed::B { b3, b3dbl } => cat(&[b3.forward_relu(x)?, chain(x, b3dbl)?, max_pool2d(x, Pool2d::new(3, 2, 0))?]),
-            Mixed::C { b1, b7, b7dbl, pool } => cat(&[b1.forward_relu(x)?, chain(x, b7)?, chain(x, b7dbl)?, pool.forward_relu(&avg3(x)?)?]),
-            Mixed::D { b3, b7 } => cat(&[chain(x, b3)?, chain(x, b7)?, max_pool2d(x, Pool2d::new(3, 2, 0))?]),
+            Mixed::A { b1, b5, b3, pool } => cat(&[
+                b1.forward_relu(x)?,
+                chain(x, b5)?,
+                chain(x, b3)?,
+                pool.forward_relu(&avg3(x)?)?,
+            ]),
+            Mixed::B { b3, b3dbl } => {
+                cat(&[b3.forward_relu(x)?, chain(x, b3dbl)?, max_pool2d(x, Pool2d::new(3, 2, 0))?])
+            }
+            Mixed::C { b1, b7, b7dbl, pool } => cat(&[
+                b1.forward_relu(x)?,
+                chain(x, b7)?,
+                chain(x, b7dbl)?,
+                pool.forward_relu(&avg3(x)?)?,
+            ]),
+            Mixed::D { b3, b7 } => {
+                cat(&[chain(x, b3)?, chain(x, b7)?, max_pool2d(x, Pool2d::new(3, 2, 0))?])
+            }
             Mixed::E { b1, b3_1, b3_2, dbl_1, dbl_2, dbl_3, pool } => {
                 let h3 = b3_1.forward_relu(x)?;
                 let hd = dbl_2.forward_relu(&dbl_1.forward_relu(x)?)?;
@@ -311,8 +468,14 @@ impl Inception3 {
             ConvBn::basic(b, "Conv2d_3b_1x1", 64, 80, sq(1), 1, (0, 0))?,
             ConvBn::basic(b, "Conv2d_4a_3x3", 80, 192, sq(3), 1, (0, 0))?,
         ];
-        let mut mixed = vec![Mixed::a(b, "Mixed_5b", 192, 32)?, Mixed::a(b, "Mixed_5c", 256, 64)?, Mixed::a(b, "Mixed_5d", 288, 64)?, Mixed::b(b, "Mixed_6a", 288)?];
-        for (n, c7) in [("Mixed_6b", 128), ("Mixed_6c", 160), ("Mixed_6d", 160), ("Mixed_6e", 192)] {
+        let mut mixed = vec![
+            Mixed::a(b, "Mixed_5b", 192, 32)?,
+            Mixed::a(b, "Mixed_5c", 256, 64)?,
+            Mixed::a(b, "Mixed_5d", 288, 64)?,
+            Mixed::b(b, "Mixed_6a", 288)?,
+        ];
+        for (n, c7) in [("Mixed_6b", 128), ("Mixed_6c", 160), ("Mixed_6d", 160), ("Mixed_6e", 192)]
+        {
             mixed.push(Mixed::c(b, n, 768, c7)?);
         }
         // The auxiliary classifier: registered (its weights are in the checkpoints), unused in eval.
@@ -330,7 +493,11 @@ impl Inception3 {
         // transform_input: the pretrained weights expect (x - 0.5) / 0.5 on [0, 1] pixels; the
         // input comes normalised with ImageNet's mean/std, so re-map each channel.
         let (mean, std) = ([0.485f32, 0.456, 0.406], [0.229f32, 0.224, 0.225]);
-        let chans = (0..3).map(|c| x.narrow(1, c, 1)?.affine((std[c] / 0.5) as f64, ((mean[c] - 0.5) / 0.5) as f64)).collect::<Result<Vec<_>>>()?;
+        let chans = (0..3)
+            .map(|c| {
+                x.narrow(1, c, 1)?.affine((std[c] / 0.5) as f64, ((mean[c] - 0.5) / 0.5) as f64)
+            })
+            .collect::<Result<Vec<_>>>()?;
         let mut x = cat(&chans)?;
         for (i, s) in self.stem.iter().enumerate() {
             x = s.forward_relu(&x)?;
@@ -385,8 +552,15 @@ impl TorchvisionNet {
             "VGG16" => ("VGG16", Arch::Plain(Plain::vgg16(&mut b)?)),
             "ResNet18" => ("ResNet18", Arch::ResNet(ResNet::new(&mut b, [2, 2, 2, 2], false)?)),
             "ResNet101" => ("ResNet101", Arch::ResNet(ResNet::new(&mut b, [3, 4, 23, 3], true)?)),
-            "Inception v3" | "Inception" => ("Inception v3", Arch::Inception(Inception3::new(&mut b)?)),
-            other => return Err(error(format!("no torchvision model `{other}`; the models are {}", TORCHVISION_MODELS.map(|m| m.0).join(", ")))),
+            "Inception v3" | "Inception" => {
+                ("Inception v3", Arch::Inception(Inception3::new(&mut b)?))
+            }
+            other => {
+                return Err(error(format!(
+                    "no torchvision model `{other}`; the models are {}",
+                    TORCHVISION_MODELS.map(|m| m.0).join(", ")
+                )))
+            }
         };
         Ok(TorchvisionNet { name, pretrained: false, params: b.p, arch })
     }
@@ -447,7 +621,11 @@ impl TorchvisionNet {
 
     fn check(&self, x: &Tensor) -> Result<()> {
         if x.rank() != 4 || x.dim(1)? != 3 {
-            return Err(error(format!("{} expects images (N, 3, H, W), got {:?}", self.name, x.dims())));
+            return Err(error(format!(
+                "{} expects images (N, 3, H, W), got {:?}",
+                self.name,
+                x.dims()
+            )));
         }
         Ok(())
     }

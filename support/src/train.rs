@@ -47,10 +47,15 @@ impl Loss {
                 match *self {
                     Loss::CrossEntropyLabelSmoothing(eps) if eps != 0.0 => {
                         if !(0.0..=1.0).contains(&eps) {
-                            return Err(error(format!("label smoothing must be in [0, 1], got {eps}")));
+                            return Err(error(format!(
+                                "label smoothing must be in [0, 1], got {eps}"
+                            )));
                         }
                         let logp = candle_nn::ops::log_softmax(output, 1)?;
-                        let nll = logp.gather(&target.to_dtype(DType::U32)?.unsqueeze(1)?, 1)?.mean_all()?.neg()?;
+                        let nll = logp
+                            .gather(&target.to_dtype(DType::U32)?.unsqueeze(1)?, 1)?
+                            .mean_all()?
+                            .neg()?;
                         let uniform = logp.mean_all()?.neg()?;
                         nll.affine(1.0 - eps, 0.0)? + uniform.affine(eps, 0.0)?
                     }
@@ -59,7 +64,11 @@ impl Loss {
             }
             Loss::Mse => {
                 if output.dims() != target.dims() {
-                    return Err(error(format!("MSE needs equal shapes, got {:?} and {:?}", output.dims(), target.dims())));
+                    return Err(error(format!(
+                        "MSE needs equal shapes, got {:?} and {:?}",
+                        output.dims(),
+                        target.dims()
+                    )));
                 }
                 candle_nn::loss::mse(output, target)
             }
@@ -80,7 +89,11 @@ pub struct History {
 impl History {
     /// Mean wall time per epoch in seconds (what the original prints as "Average time per epoch").
     pub fn seconds_per_epoch(&self) -> f64 {
-        if self.epoch_seconds.is_empty() { 0.0 } else { self.epoch_seconds.iter().sum::<f64>() / self.epoch_seconds.len() as f64 }
+        if self.epoch_seconds.is_empty() {
+            0.0
+        } else {
+            self.epoch_seconds.iter().sum::<f64>() / self.epoch_seconds.len() as f64
+        }
     }
 
     /// The loss curves: training and validation loss per epoch (index 0..N-1).
@@ -97,7 +110,9 @@ impl History {
 
     /// The per-epoch lines alone.
     fn print_epochs(&self) {
-        for (i, ((t, v), a)) in self.train_loss.iter().zip(&self.val_loss).zip(&self.val_accuracy).enumerate() {
+        for (i, ((t, v), a)) in
+            self.train_loss.iter().zip(&self.val_loss).zip(&self.val_accuracy).enumerate()
+        {
             println!(" epoch: {:>2}, training loss: {t:.3}, validation loss {v:.3}, validation accuracy {a:.3}", i + 1);
         }
     }
@@ -111,22 +126,39 @@ impl History {
     /// Reads a history written by [`History::save`].
     pub fn load(path: impl AsRef<std::path::Path>) -> Result<Self> {
         let path = path.as_ref();
-        let map = candle_core::safetensors::load(path, &candle_core::Device::Cpu).map_err(|e| error(format!("{} is not a saved history: {e}", path.display())))?;
+        let map = candle_core::safetensors::load(path, &candle_core::Device::Cpu)
+            .map_err(|e| error(format!("{} is not a saved history: {e}", path.display())))?;
         History::from_tensors(&map, "", &path.display().to_string())
     }
 
     /// The four vectors as f64 tensors named `{prefix}train_loss` etc.
     fn tensors(&self, prefix: &str) -> Result<Vec<(String, Tensor)>> {
         let dev = candle_core::Device::Cpu;
-        [("train_loss", &self.train_loss), ("val_loss", &self.val_loss), ("val_accuracy", &self.val_accuracy), ("epoch_seconds", &self.epoch_seconds)]
-            .into_iter()
-            .map(|(k, x)| Ok((format!("{prefix}{k}"), Tensor::new(x.as_slice(), &dev)?)))
-            .collect()
+        [
+            ("train_loss", &self.train_loss),
+            ("val_loss", &self.val_loss),
+            ("val_accuracy", &self.val_accuracy),
+            ("epoch_seconds", &self.epoch_seconds),
+        ]
+        .into_iter()
+        .map(|(k, x)| Ok((format!("{prefix}{k}"), Tensor::new(x.as_slice(), &dev)?)))
+        .collect()
     }
 
     fn from_tensors(map: &HashMap<String, Tensor>, prefix: &str, source: &str) -> Result<Self> {
-        let get = |k: &str| -> Result<Vec<f64>> { map.get(&format!("{prefix}{k}")).ok_or_else(|| error(format!("{source} has no `{prefix}{k}`: it is not a saved history")))?.to_vec1::<f64>() };
-        Ok(History { train_loss: get("train_loss")?, val_loss: get("val_loss")?, val_accuracy: get("val_accuracy")?, epoch_seconds: get("epoch_seconds")? })
+        let get = |k: &str| -> Result<Vec<f64>> {
+            map.get(&format!("{prefix}{k}"))
+                .ok_or_else(|| {
+                    error(format!("{source} has no `{prefix}{k}`: it is not a saved history"))
+                })?
+                .to_vec1::<f64>()
+        };
+        Ok(History {
+            train_loss: get("train_loss")?,
+            val_loss: get("val_loss")?,
+            val_accuracy: get("val_accuracy")?,
+            epoch_seconds: get("epoch_seconds")?,
+        })
     }
 
     /// Shows the loss curves inline (evcxr calls this when a cell's value is a `History`).
@@ -151,7 +183,15 @@ fn check_finite(loss: f64, epoch: usize, batch: usize, lr: f64) -> Result<()> {
 /// Trains `model` for `epochs` epochs, evaluating on `val` after each one, as the original
 /// `train_model`: prints one line per epoch when `verbose`, then the average time per epoch.
 /// The epoch's training loss is the sample-weighted mean over the epoch's batches.
-pub fn train_model(model: &dyn Model, train: &DataLoader, val: &DataLoader, optimizer: &mut dyn Optimizer, loss_fn: Loss, epochs: usize, verbose: bool) -> Result<History> {
+pub fn train_model(
+    model: &dyn Model,
+    train: &DataLoader,
+    val: &DataLoader,
+    optimizer: &mut dyn Optimizer,
+    loss_fn: Loss,
+    epochs: usize,
+    verbose: bool,
+) -> Result<History> {
     train_loop(model, train, Some(val), optimizer, loss_fn, epochs, verbose, None, None)
 }
 
@@ -159,7 +199,13 @@ pub fn train_model(model: &dyn Model, train: &DataLoader, val: &DataLoader, opti
 /// columns stay empty), for runs measured only at the end, e.g. the many short runs of a
 /// training-set-size sweep, where validating after each of hundreds of epochs would cost more
 /// than the training. Silent.
-pub fn train_model_unvalidated(model: &dyn Model, train: &DataLoader, optimizer: &mut dyn Optimizer, loss_fn: Loss, epochs: usize) -> Result<History> {
+pub fn train_model_unvalidated(
+    model: &dyn Model,
+    train: &DataLoader,
+    optimizer: &mut dyn Optimizer,
+    loss_fn: Loss,
+    epochs: usize,
+) -> Result<History> {
     train_loop(model, train, None, optimizer, loss_fn, epochs, false, None, None)
 }
 
@@ -167,7 +213,16 @@ pub fn train_model_unvalidated(model: &dyn Model, train: &DataLoader, optimizer:
 /// schedule (`torch.optim.lr_scheduler.OneCycleLR` stepped after each batch); the schedule
 /// should span `epochs * train.num_batches()` steps.
 #[allow(clippy::too_many_arguments)]
-pub fn train_model_one_cycle(model: &dyn Model, train: &DataLoader, val: &DataLoader, optimizer: &mut dyn Optimizer, schedule: &OneCycle, loss_fn: Loss, epochs: usize, verbose: bool) -> Result<History> {
+pub fn train_model_one_cycle(
+    model: &dyn Model,
+    train: &DataLoader,
+    val: &DataLoader,
+    optimizer: &mut dyn Optimizer,
+    schedule: &OneCycle,
+    loss_fn: Loss,
+    epochs: usize,
+    verbose: bool,
+) -> Result<History> {
     train_loop(model, train, Some(val), optimizer, loss_fn, epochs, verbose, Some(schedule), None)
 }
 
@@ -187,8 +242,28 @@ pub struct Checkpoint<'a> {
 /// epoch and resumed from `checkpoint` when it exists (see [`Checkpoint`]). A checkpoint with
 /// more epochs than `epochs`, or from another model or optimiser, is an error that says so.
 #[allow(clippy::too_many_arguments)]
-pub fn train_model_checkpointed(model: &dyn Model, train: &DataLoader, val: &DataLoader, optimizer: &mut dyn Optimizer, schedule: Option<&OneCycle>, loss_fn: Loss, epochs: usize, verbose: bool, checkpoint: Checkpoint) -> Result<History> {
-    train_loop(model, train, Some(val), optimizer, loss_fn, epochs, verbose, schedule, Some(checkpoint))
+pub fn train_model_checkpointed(
+    model: &dyn Model,
+    train: &DataLoader,
+    val: &DataLoader,
+    optimizer: &mut dyn Optimizer,
+    schedule: Option<&OneCycle>,
+    loss_fn: Loss,
+    epochs: usize,
+    verbose: bool,
+    checkpoint: Checkpoint,
+) -> Result<History> {
+    train_loop(
+        model,
+        train,
+        Some(val),
+        optimizer,
+        loss_fn,
+        epochs,
+        verbose,
+        schedule,
+        Some(checkpoint),
+    )
 }
 
 const CKPT_MODEL: &str = "model.";
@@ -196,7 +271,13 @@ const CKPT_OPTIM: &str = "optimizer.";
 const CKPT_HISTORY: &str = "history.";
 
 impl Checkpoint<'_> {
-    fn save(&self, model: &dyn Model, optimizer: &dyn Optimizer, history: &History, loader: &DataLoader) -> Result<()> {
+    fn save(
+        &self,
+        model: &dyn Model,
+        optimizer: &dyn Optimizer,
+        history: &History,
+        loader: &DataLoader,
+    ) -> Result<()> {
         let cpu = candle_core::Device::Cpu;
         let mut map: HashMap<String, Tensor> = HashMap::new();
         for (name, t) in model.params().state_dict() {
@@ -210,36 +291,64 @@ impl Checkpoint<'_> {
             map.insert("dropout_rng".into(), Tensor::new(&s, &cpu)?);
         }
         let tmp = self.path.with_extension("safetensors.partial");
-        candle_core::safetensors::save(&map, &tmp).map_err(|e| error(format!("cannot write the checkpoint {}: {e}", tmp.display())))?;
-        std::fs::rename(&tmp, self.path).map_err(|e| error(format!("cannot move the checkpoint into {}: {e}", self.path.display())))
+        candle_core::safetensors::save(&map, &tmp)
+            .map_err(|e| error(format!("cannot write the checkpoint {}: {e}", tmp.display())))?;
+        std::fs::rename(&tmp, self.path).map_err(|e| {
+            error(format!("cannot move the checkpoint into {}: {e}", self.path.display()))
+        })
     }
 
     /// Restores everything [`Checkpoint::save`] wrote; returns the history so far.
-    fn load(&self, model: &dyn Model, optimizer: &mut dyn Optimizer, loader: &DataLoader, epochs: usize) -> Result<History> {
+    fn load(
+        &self,
+        model: &dyn Model,
+        optimizer: &mut dyn Optimizer,
+        loader: &DataLoader,
+        epochs: usize,
+    ) -> Result<History> {
         let source = format!("the checkpoint {}", self.path.display());
-        let map = candle_core::safetensors::load(self.path, &candle_core::Device::Cpu)
-            .map_err(|e| error(format!("{source} cannot be read ({e}); delete it to start the run over")))?;
+        let map =
+            candle_core::safetensors::load(self.path, &candle_core::Device::Cpu).map_err(|e| {
+                error(format!("{source} cannot be read ({e}); delete it to start the run over"))
+            })?;
         let history = History::from_tensors(&map, CKPT_HISTORY, &source)?;
         let done = history.train_loss.len();
         if done > epochs {
             return Err(error(format!("{source} holds {done} epochs, more than the {epochs} asked for: ask for at least {done}, or delete it to start over")));
         }
-        let part = |prefix: &str| -> HashMap<String, Tensor> { map.iter().filter_map(|(k, t)| k.strip_prefix(prefix).map(|k| (k.to_string(), t.clone()))).collect() };
-        let scalar = |k: &str| -> Result<Vec<i64>> { map.get(k).ok_or_else(|| error(format!("{source} has no `{k}`")))?.to_vec1::<i64>() };
+        let part = |prefix: &str| -> HashMap<String, Tensor> {
+            map.iter()
+                .filter_map(|(k, t)| k.strip_prefix(prefix).map(|k| (k.to_string(), t.clone())))
+                .collect()
+        };
+        let scalar = |k: &str| -> Result<Vec<i64>> {
+            map.get(k).ok_or_else(|| error(format!("{source} has no `{k}`")))?.to_vec1::<i64>()
+        };
         model.params().load_tensors(&part(CKPT_MODEL), &source)?;
         optimizer.load_state(&part(CKPT_OPTIM))?;
         loader.set_epoch(scalar("loader_epoch")?.first().copied().unwrap_or(0) as u64);
         if let Some(rng) = model.dropout_rng() {
             let s = scalar("dropout_rng")?;
             let state: [u64; 4] = std::array::from_fn(|i| s.get(i).copied().unwrap_or(0) as u64);
-            *rng.borrow_mut() = crate::rng::Rng::from_state(state).ok_or_else(|| error(format!("{source} has no valid dropout generator state")))?;
+            *rng.borrow_mut() = crate::rng::Rng::from_state(state)
+                .ok_or_else(|| error(format!("{source} has no valid dropout generator state")))?;
         }
         Ok(history)
     }
 }
 
 #[allow(clippy::too_many_arguments)]
-fn train_loop(model: &dyn Model, train: &DataLoader, val: Option<&DataLoader>, optimizer: &mut dyn Optimizer, loss_fn: Loss, epochs: usize, verbose: bool, schedule: Option<&OneCycle>, checkpoint: Option<Checkpoint>) -> Result<History> {
+fn train_loop(
+    model: &dyn Model,
+    train: &DataLoader,
+    val: Option<&DataLoader>,
+    optimizer: &mut dyn Optimizer,
+    loss_fn: Loss,
+    epochs: usize,
+    verbose: bool,
+    schedule: Option<&OneCycle>,
+    checkpoint: Option<Checkpoint>,
+) -> Result<History> {
     crate::tune_allocator();
     crate::nn::fence_tensor_ids(&model.params().vars())?;
     let device = model.device();
@@ -247,7 +356,11 @@ fn train_loop(model: &dyn Model, train: &DataLoader, val: Option<&DataLoader>, o
     if let Some(c) = checkpoint.filter(|c| c.path.exists()) {
         history = c.load(model, optimizer, train, epochs)?;
         if verbose {
-            println!("(resumed from the checkpoint {} after epoch {} of {epochs})", c.path.display(), history.train_loss.len());
+            println!(
+                "(resumed from the checkpoint {} after epoch {} of {epochs})",
+                c.path.display(),
+                history.train_loss.len()
+            );
             history.print_epochs();
         }
     }
@@ -307,7 +420,12 @@ pub fn evaluate_model(model: &dyn Model, loader: &DataLoader, loss_fn: Loss) -> 
         let l = loss_fn.compute(&out, &y)?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
         loss_sum += l * n as f64;
         if matches!(loss_fn, Loss::CrossEntropy | Loss::CrossEntropyLabelSmoothing(_)) {
-            correct += out.argmax(1)?.eq(&y.to_dtype(DType::U32)?)?.to_dtype(DType::U32)?.sum_all()?.to_scalar::<u32>()? as u64;
+            correct += out
+                .argmax(1)?
+                .eq(&y.to_dtype(DType::U32)?)?
+                .to_dtype(DType::U32)?
+                .sum_all()?
+                .to_scalar::<u32>()? as u64;
         }
         count += n;
     }
@@ -334,17 +452,30 @@ impl Metrics {
     /// Prints these metrics next to `original` (the PyTorch notebook's printed values).
     pub fn compare(&self, original: Metrics) {
         println!("{:<11} {:>17}   {:>17}", "", "ours loss / acc", "original loss / acc");
-        for (label, ours, orig) in [("train", self.train, original.train), ("validation", self.val, original.val), ("test", self.test, original.test)] {
-            println!("{label:<11} {:>8.5} / {:.5}   {:>8.5} / {:.5}", ours.0, ours.1, orig.0, orig.1);
+        for (label, ours, orig) in [
+            ("train", self.train, original.train),
+            ("validation", self.val, original.val),
+            ("test", self.test, original.test),
+        ] {
+            println!(
+                "{label:<11} {:>8.5} / {:.5}   {:>8.5} / {:.5}",
+                ours.0, ours.1, orig.0, orig.1
+            );
         }
     }
 }
 
 /// Evaluates on `[train, val, test]` and prints the original's three lines:
 /// `train loss:      0.24101, accuracy: 0.93456` etc.
-pub fn print_overall_metrics(model: &dyn Model, loaders: [&DataLoader; 3], loss_fn: Loss) -> Result<Metrics> {
+pub fn print_overall_metrics(
+    model: &dyn Model,
+    loaders: [&DataLoader; 3],
+    loss_fn: Loss,
+) -> Result<Metrics> {
     let mut out = [(0.0, 0.0); 3];
-    for (i, (label, loader)) in ["train loss:     ", "validation loss:", "test loss:      "].iter().zip(loaders).enumerate() {
+    for (i, (label, loader)) in
+        ["train loss:     ", "validation loss:", "test loss:      "].iter().zip(loaders).enumerate()
+    {
         let (l, a) = evaluate_model(model, loader, loss_fn)?;
         println!("{label} {l:.5}, accuracy: {a:.5}");
         out[i] = (l, a);
@@ -354,7 +485,12 @@ pub fn print_overall_metrics(model: &dyn Model, loaders: [&DataLoader; 3], loss_
 
 /// The first `n` images of `loader` in one figure, each titled as the original notebook's
 /// prediction plots: `predicted: 7 (conf 0.997)` (class and softmax probability of `model`).
-pub fn prediction_figure(model: &dyn Model, loader: &DataLoader, n: usize, cols: usize) -> Result<Figure> {
+pub fn prediction_figure(
+    model: &dyn Model,
+    loader: &DataLoader,
+    n: usize,
+    cols: usize,
+) -> Result<Figure> {
     let (images, _) = loader.first_batch()?;
     let n = n.min(images.dim(0)?);
     let mut pics = Vec::with_capacity(n);
@@ -403,7 +539,12 @@ pub struct Maximized {
 impl Maximized {
     /// The image titled `class, predicted, confidence` next to its loss curve.
     pub fn figure(&self) -> Result<Figure> {
-        crate::plot::image_and_curve(&self.image, &format!("{}, {}, {:.3}", self.class, self.predicted, self.confidence), &self.losses, "loss")
+        crate::plot::image_and_curve(
+            &self.image,
+            &format!("{}, {}, {:.3}", self.class, self.predicted, self.confidence),
+            &self.losses,
+            "loss",
+        )
     }
 
     pub fn evcxr_display(&self) {
@@ -418,20 +559,36 @@ impl Maximized {
 /// of shape `shape` with Adam(`lr`) for `steps` iterations to maximise the logit of `class`,
 /// with loss `-logit[class] + tv_weight * TV(x)` ([`total_variation`]). The model is in
 /// evaluation mode and its weights are not changed; the image is not clamped (as the original).
-pub fn activation_maximization(model: &dyn Model, class: usize, shape: (usize, usize, usize), steps: usize, lr: f64, tv_weight: f64, seed: u64) -> Result<Maximized> {
+pub fn activation_maximization(
+    model: &dyn Model,
+    class: usize,
+    shape: (usize, usize, usize),
+    steps: usize,
+    lr: f64,
+    tv_weight: f64,
+    seed: u64,
+) -> Result<Maximized> {
     crate::nn::fence_tensor_ids(&model.params().vars())?;
     let device = model.device();
     let (c, h, w) = shape;
     let mut rng = crate::rng::Rng::new(seed);
-    let x = candle_core::Var::from_tensor(&Tensor::from_vec(rng.uniform_vec(c * h * w, 0.0, 1.0), (1, c, h, w), &device)?)?;
+    let x = candle_core::Var::from_tensor(&Tensor::from_vec(
+        rng.uniform_vec(c * h * w, 0.0, 1.0),
+        (1, c, h, w),
+        &device,
+    )?)?;
     let mut opt = crate::optim::Adam::new(vec![x.clone()], lr)?;
     let mut losses = Vec::with_capacity(steps);
     for step in 0..steps {
         let logits = model.forward_t(x.as_tensor(), false)?;
         if class >= logits.dim(1)? {
-            return Err(error(format!("class {class} is out of range: the model has {} outputs", logits.dim(1)?)));
+            return Err(error(format!(
+                "class {class} is out of range: the model has {} outputs",
+                logits.dim(1)?
+            )));
         }
-        let loss = ((logits.get(0)?.get(class)? * -1.0)? + (total_variation(x.as_tensor())? * tv_weight)?)?;
+        let loss = ((logits.get(0)?.get(class)? * -1.0)?
+            + (total_variation(x.as_tensor())? * tv_weight)?)?;
         let l = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
         check_finite(l, 1, step + 1, lr)?;
         losses.push(l);
@@ -452,7 +609,11 @@ pub struct ConfusionMatrix {
 }
 
 /// The confusion matrix of `model` (evaluation mode) over `loader`; `classes` names the outputs.
-pub fn confusion_matrix(model: &dyn Model, loader: &DataLoader, classes: &[&str]) -> Result<ConfusionMatrix> {
+pub fn confusion_matrix(
+    model: &dyn Model,
+    loader: &DataLoader,
+    classes: &[&str],
+) -> Result<ConfusionMatrix> {
     let k = classes.len();
     let mut counts = vec![vec![0usize; k]; k];
     let device = model.device();
@@ -463,7 +624,10 @@ pub fn confusion_matrix(model: &dyn Model, loader: &DataLoader, classes: &[&str]
         for (t, p) in truth.into_iter().zip(pred) {
             let (t, p) = (t as usize, p as usize);
             if t >= k || p >= k {
-                return Err(error(format!("confusion_matrix: class {} outside the {k} class names", t.max(p))));
+                return Err(error(format!(
+                    "confusion_matrix: class {} outside the {k} class names",
+                    t.max(p)
+                )));
             }
             counts[t][p] += 1;
         }
@@ -474,7 +638,11 @@ pub fn confusion_matrix(model: &dyn Model, loader: &DataLoader, classes: &[&str]
 impl ConfusionMatrix {
     /// Accuracy of each true class (the diagonal over the row sums).
     pub fn per_class_accuracy(&self) -> Vec<f64> {
-        self.counts.iter().enumerate().map(|(i, row)| row[i] as f64 / row.iter().sum::<usize>().max(1) as f64).collect()
+        self.counts
+            .iter()
+            .enumerate()
+            .map(|(i, row)| row[i] as f64 / row.iter().sum::<usize>().max(1) as f64)
+            .collect()
     }
 
     /// The matrix as a table: rows are true classes, columns predictions, last column the recall.
@@ -483,7 +651,9 @@ impl ConfusionMatrix {
         header.extend(self.classes.iter().map(|s| s.as_str()));
         header.push("accuracy");
         let mut table = crate::report::Table::new(title, &header);
-        for ((name, row), acc) in self.classes.iter().zip(&self.counts).zip(self.per_class_accuracy()) {
+        for ((name, row), acc) in
+            self.classes.iter().zip(&self.counts).zip(self.per_class_accuracy())
+        {
             let mut cells = vec![format!("**{name}**")];
             cells.extend(row.iter().map(|c| c.to_string()));
             cells.push(format!("{acc:.3}"));
@@ -494,10 +664,14 @@ impl ConfusionMatrix {
 
     /// The row-normalised matrix as a labelled heat-map.
     pub fn figure(&self, title: &str) -> Result<Figure> {
-        let rows: Vec<Vec<f64>> = self.counts.iter().map(|r| {
-            let s = r.iter().sum::<usize>().max(1) as f64;
-            r.iter().map(|&c| c as f64 / s).collect()
-        }).collect();
+        let rows: Vec<Vec<f64>> = self
+            .counts
+            .iter()
+            .map(|r| {
+                let s = r.iter().sum::<usize>().max(1) as f64;
+                r.iter().map(|&c| c as f64 / s).collect()
+            })
+            .collect();
         crate::plot::matrix(&rows, &self.classes, title)
     }
 }

@@ -38,7 +38,10 @@ pub fn to_rgb(image: &Tensor) -> Result<image::RgbImage> {
 
 /// The images of `ds` (pixels in [0, 1]) preprocessed with `preset`: `(N, 3, crop, crop)`.
 pub fn upscale(ds: &Dataset, preset: &Preset) -> Result<Tensor> {
-    let images: Vec<Tensor> = (0..ds.len()).into_par_iter().map(|i| preset.apply(&to_rgb(&ds.images.get(i)?)?)).collect::<Result<_>>()?;
+    let images: Vec<Tensor> = (0..ds.len())
+        .into_par_iter()
+        .map(|i| preset.apply(&to_rgb(&ds.images.get(i)?)?))
+        .collect::<Result<_>>()?;
     Tensor::stack(&images, 0)
 }
 
@@ -130,7 +133,12 @@ impl Features {
 /// [`crate::data::cifar10_raw_splits`]) with the same labels. `name` keys the cache (e.g.
 /// "train"); a cached file with the same key is loaded instead of recomputing. Prints progress
 /// about every 10% and the extraction time.
-pub fn extract_features(backbone: &Backbone, ds: &Dataset, name: &str, batch_size: usize) -> Result<Features> {
+pub fn extract_features(
+    backbone: &Backbone,
+    ds: &Dataset,
+    name: &str,
+    batch_size: usize,
+) -> Result<Features> {
     extract(backbone, ds, name, batch_size, None)
 }
 
@@ -138,11 +146,26 @@ pub fn extract_features(backbone: &Backbone, ds: &Dataset, name: &str, batch_siz
 /// `block` (for Lite0 at 224 pixels, block 15 of 16: `(N, 192, 7, 7)`), computed in the same pass,
 /// so that the blocks from `block` on can be fine-tuned ([`FineTuned`]) without running the
 /// frozen part again. Both are cached in one file.
-pub fn extract_features_with_block(backbone: &Backbone, ds: &Dataset, name: &str, batch_size: usize, block: usize) -> Result<Features> {
+pub fn extract_features_with_block(
+    backbone: &Backbone,
+    ds: &Dataset,
+    name: &str,
+    batch_size: usize,
+    block: usize,
+) -> Result<Features> {
     match backbone {
-        Backbone::EfficientNet(m) if block < m.num_blocks() => extract(backbone, ds, name, batch_size, Some(block)),
-        Backbone::EfficientNet(m) => Err(error(format!("EfficientNet-Lite{} has blocks 0 to {}; block {block} does not exist", m.variant, m.num_blocks() - 1))),
-        Backbone::Torchvision(m) => Err(error(format!("block activations are kept for EfficientNet-Lite backbones only, not {}", m.name))),
+        Backbone::EfficientNet(m) if block < m.num_blocks() => {
+            extract(backbone, ds, name, batch_size, Some(block))
+        }
+        Backbone::EfficientNet(m) => Err(error(format!(
+            "EfficientNet-Lite{} has blocks 0 to {}; block {block} does not exist",
+            m.variant,
+            m.num_blocks() - 1
+        ))),
+        Backbone::Torchvision(m) => Err(error(format!(
+            "block activations are kept for EfficientNet-Lite backbones only, not {}",
+            m.name
+        ))),
     }
 }
 
@@ -152,15 +175,29 @@ fn block_key(block: usize) -> String {
 
 /// The cache file of `backbone` on the data set `name` of `n` images.
 pub fn cache_file(backbone: &Backbone, name: &str, n: usize) -> PathBuf {
-    cache_dir().join(format!("{}-{}px-{name}-{n}.safetensors", backbone.name(), backbone.preset().crop))
+    cache_dir().join(format!(
+        "{}-{}px-{name}-{n}.safetensors",
+        backbone.name(),
+        backbone.preset().crop
+    ))
 }
 
-fn load_cached(path: &std::path::Path, ds: &Dataset, name: &str, block: Option<usize>) -> Result<Option<Features>> {
+fn load_cached(
+    path: &std::path::Path,
+    ds: &Dataset,
+    name: &str,
+    block: Option<usize>,
+) -> Result<Option<Features>> {
     if !path.exists() {
         return Ok(None);
     }
     let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-    let map = candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| error(format!("the feature cache {file} in {} is unreadable ({e}); delete it and run again", cache_dir().display())))?;
+    let map = candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| {
+        error(format!(
+            "the feature cache {file} in {} is unreadable ({e}); delete it and run again",
+            cache_dir().display()
+        ))
+    })?;
     let (Some(f), Some(l)) = (map.get("features"), map.get("labels")) else { return Ok(None) };
     if f.dim(0)? != ds.len() || l.to_vec1::<u32>()? != ds.labels.to_vec1::<u32>()? {
         return Ok(None); // another data set of the same size: recompute
@@ -172,13 +209,29 @@ fn load_cached(path: &std::path::Path, ds: &Dataset, name: &str, block: Option<u
         },
         None => None,
     };
-    let seconds = map.get("seconds").map(|s| s.to_vec1::<f64>()).transpose()?.and_then(|v| v.first().copied()).unwrap_or(f64::NAN);
-    let features = Features { pooled: Dataset::new(f.clone(), l.clone())?, block: blocks, seconds, cached: true };
+    let seconds = map
+        .get("seconds")
+        .map(|s| s.to_vec1::<f64>())
+        .transpose()?
+        .and_then(|v| v.first().copied())
+        .unwrap_or(f64::NAN);
+    let features = Features {
+        pooled: Dataset::new(f.clone(), l.clone())?,
+        block: blocks,
+        seconds,
+        cached: true,
+    };
     println!("{name}: loaded {} cached feature vectors {:?} from {file} (computed in {seconds:.1} s, {:.1} images/s)", ds.len(), f.dims(), features.images_per_second());
     Ok(Some(features))
 }
 
-fn extract(backbone: &Backbone, ds: &Dataset, name: &str, batch_size: usize, block: Option<usize>) -> Result<Features> {
+fn extract(
+    backbone: &Backbone,
+    ds: &Dataset,
+    name: &str,
+    batch_size: usize,
+    block: Option<usize>,
+) -> Result<Features> {
     crate::tune_allocator();
     let preset = backbone.preset();
     let path = cache_file(backbone, name, ds.len());
@@ -192,7 +245,10 @@ fn extract(backbone: &Backbone, ds: &Dataset, name: &str, batch_size: usize, blo
     let batch_size = batch_size.max(1);
     for lo in (0..n).step_by(batch_size) {
         let len = batch_size.min(n - lo);
-        let x = upscale(&Dataset::new(ds.images.narrow(0, lo, len)?, ds.labels.narrow(0, lo, len)?)?, &preset)?;
+        let x = upscale(
+            &Dataset::new(ds.images.narrow(0, lo, len)?, ds.labels.narrow(0, lo, len)?)?,
+            &preset,
+        )?;
         let x = x.to_device(&backbone.device())?;
         let f = match (backbone, block) {
             (Backbone::EfficientNet(m), Some(k)) => {
@@ -206,17 +262,29 @@ fn extract(backbone: &Backbone, ds: &Dataset, name: &str, batch_size: usize, blo
         if lo + len >= next_report && lo + len < n {
             let done = lo + len;
             let rate = done as f64 / start.elapsed().as_secs_f64();
-            println!("  {name}: {done}/{n} images, {rate:.1} images/s, ~{:.0} s left", (n - done) as f64 / rate);
+            println!(
+                "  {name}: {done}/{n} images, {rate:.1} images/s, ~{:.0} s left",
+                (n - done) as f64 / rate
+            );
             next_report = done + n / 10;
         }
     }
     let features = Tensor::cat(&pooled, 0)?;
     let seconds = start.elapsed().as_secs_f64();
-    println!("{name}: {n} images -> features {:?} in {seconds:.1} s ({:.1} images/s)", features.dims(), n as f64 / seconds);
+    println!(
+        "{name}: {n} images -> features {:?} in {seconds:.1} s ({:.1} images/s)",
+        features.dims(),
+        n as f64 / seconds
+    );
     let blocks = if kept.is_empty() { None } else { Some(Tensor::cat(&kept, 0)?) };
     if std::fs::create_dir_all(cache_dir()).is_ok() {
-        let mut map: std::collections::HashMap<String, Tensor> =
-            [("features".to_string(), features.clone()), ("labels".to_string(), ds.labels.clone()), ("seconds".to_string(), Tensor::new(&[seconds], &Device::Cpu)?)].into_iter().collect();
+        let mut map: std::collections::HashMap<String, Tensor> = [
+            ("features".to_string(), features.clone()),
+            ("labels".to_string(), ds.labels.clone()),
+            ("seconds".to_string(), Tensor::new(&[seconds], &Device::Cpu)?),
+        ]
+        .into_iter()
+        .collect();
         if let (Some(b), Some(k)) = (&blocks, block) {
             map.insert(block_key(k), b.clone());
         }
@@ -224,7 +292,12 @@ fn extract(backbone: &Backbone, ds: &Dataset, name: &str, batch_size: usize, blo
             println!("(could not cache the features in {}: {e})", path.display());
         }
     }
-    Ok(Features { pooled: Dataset::new(features, ds.labels.clone())?, block: blocks.map(|b| Dataset::new(b, ds.labels.clone())).transpose()?, seconds, cached: false })
+    Ok(Features {
+        pooled: Dataset::new(features, ds.labels.clone())?,
+        block: blocks.map(|b| Dataset::new(b, ds.labels.clone())).transpose()?,
+        seconds,
+        cached: false,
+    })
 }
 
 /// Fine-tuning the top of an EfficientNet-Lite: blocks `from..` and the 1x1 head convolution are
@@ -243,7 +316,11 @@ impl FineTuned {
     /// Takes ownership of `net` (load a second copy of the weights for this: training changes them).
     pub fn new(net: EfficientNetLite, from: usize, head: Sequential) -> Result<Self> {
         if from >= net.num_blocks() {
-            return Err(error(format!("EfficientNet-Lite{} has blocks 0 to {}; cannot fine-tune from block {from}", net.variant, net.num_blocks() - 1)));
+            return Err(error(format!(
+                "EfficientNet-Lite{} has blocks 0 to {}; cannot fine-tune from block {from}",
+                net.variant,
+                net.num_blocks() - 1
+            )));
         }
         let mut params = net.tail_params(from);
         params.extend("head.", head.params());
@@ -260,7 +337,11 @@ impl Model for FineTuned {
     /// `x`: activations entering block `from` (f16 or f32), `(N, C, H, W)`.
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         if x.rank() != 4 {
-            return Err(error(format!("FineTuned expects the activations entering block {} (N, C, H, W), got {:?}", self.from, x.dims())));
+            return Err(error(format!(
+                "FineTuned expects the activations entering block {} (N, C, H, W), got {:?}",
+                self.from,
+                x.dims()
+            )));
         }
         let h = self.net.features_from(&x.to_dtype(candle_core::DType::F32)?, self.from)?;
         self.head.forward_t(&h, train)
@@ -280,7 +361,12 @@ pub fn head(in_features: usize, hidden: usize, classes: usize, seed: u64) -> Res
 
 /// A copy of `head` with its own storage (same values), e.g. to fine-tune from a trained head
 /// while keeping the original.
-pub fn copy_head(head: &Sequential, in_features: usize, hidden: usize, classes: usize) -> Result<Sequential> {
+pub fn copy_head(
+    head: &Sequential,
+    in_features: usize,
+    hidden: usize,
+    classes: usize,
+) -> Result<Sequential> {
     let copy = self::head(in_features, hidden, classes, 0)?;
     copy.params().copy_from(head.params(), "the trained head")?;
     Ok(copy)
@@ -301,7 +387,15 @@ pub struct FrozenRun {
 /// trains a new [`head`] of `hidden` units on them with Adam at `lr`, cross-entropy, `epochs`
 /// epochs of `batch_size`, printing the original's log, then the three-line summary.
 #[allow(clippy::too_many_arguments)]
-pub fn frozen_run(backbone: &Backbone, splits: [&Dataset; 3], hidden: usize, lr: f64, batch_size: usize, epochs: usize, seed: u64) -> Result<FrozenRun> {
+pub fn frozen_run(
+    backbone: &Backbone,
+    splits: [&Dataset; 3],
+    hidden: usize,
+    lr: f64,
+    batch_size: usize,
+    epochs: usize,
+    seed: u64,
+) -> Result<FrozenRun> {
     let mut parts = Vec::new();
     for (name, ds) in ["train", "val", "test"].into_iter().zip(splits) {
         parts.push(extract_features(backbone, ds, name, batch_size)?);
@@ -309,13 +403,31 @@ pub fn frozen_run(backbone: &Backbone, splits: [&Dataset; 3], hidden: usize, lr:
     let extraction_seconds = parts.iter().map(|f| f.seconds).sum();
     let images = parts.iter().map(|f| f.pooled.len()).sum();
     let dim = parts[0].pooled.images.dim(1)?;
-    let [train, val, test]: [Features; 3] = parts.try_into().map_err(|_| error("three splits expected"))?;
-    let (train, val, test) = crate::data::loaders((train.pooled, val.pooled, test.pooled), batch_size, seed)?;
+    let [train, val, test]: [Features; 3] =
+        parts.try_into().map_err(|_| error("three splits expected"))?;
+    let (train, val, test) =
+        crate::data::loaders((train.pooled, val.pooled, test.pooled), batch_size, seed)?;
     let head = self::head(dim, hidden, 10, seed)?;
-    println!("{}: new head {dim} -> {hidden} -> 10, {} trainable parameters", backbone.name(), head.num_parameters());
+    println!(
+        "{}: new head {dim} -> {hidden} -> 10, {} trainable parameters",
+        backbone.name(),
+        head.num_parameters()
+    );
     let mut optimizer = crate::optim::Adam::new(head.params().vars(), lr)?;
-    let history = crate::train::train_model(&head, &train, &val, &mut optimizer, crate::train::Loss::CrossEntropy, epochs, true)?;
-    let metrics = crate::train::print_overall_metrics(&head, [&train, &val, &test], crate::train::Loss::CrossEntropy)?;
+    let history = crate::train::train_model(
+        &head,
+        &train,
+        &val,
+        &mut optimizer,
+        crate::train::Loss::CrossEntropy,
+        epochs,
+        true,
+    )?;
+    let metrics = crate::train::print_overall_metrics(
+        &head,
+        [&train, &val, &test],
+        crate::train::Loss::CrossEntropy,
+    )?;
     Ok(FrozenRun { backbone: backbone.name(), head, history, metrics, extraction_seconds, images })
 }
 
@@ -353,14 +465,28 @@ fn plan(sizes: &[(usize, usize)], available: usize) -> Vec<(usize, usize)> {
 /// Trains a fresh [`head`] (Adam at `lr`, batch 32) on the first `n` training feature vectors
 /// for each `(n, epochs)` of `sizes`, and measures it on the full validation and test features.
 /// Sizes above the training set are capped to it; epochs follow [`crate::epochs`].
-pub fn sweep_frozen(train: &Dataset, val: &Dataset, test: &Dataset, sizes: &[(usize, usize)], hidden: usize, lr: f64, seed: u64) -> Result<Vec<SweepPoint>> {
+pub fn sweep_frozen(
+    train: &Dataset,
+    val: &Dataset,
+    test: &Dataset,
+    sizes: &[(usize, usize)],
+    hidden: usize,
+    lr: f64,
+    seed: u64,
+) -> Result<Vec<SweepPoint>> {
     let dim = train.images.dim(1)?;
     let mut points = Vec::new();
     for (n, epochs) in plan(sizes, train.len()) {
         let head = self::head(dim, hidden, 10, seed)?;
         let train = crate::data::DataLoader::new(train.take(n)?, 32, true, seed)?;
         let mut optimizer = crate::optim::Adam::new(head.params().vars(), lr)?;
-        let history = crate::train::train_model_unvalidated(&head, &train, &mut optimizer, crate::train::Loss::CrossEntropy, epochs)?;
+        let history = crate::train::train_model_unvalidated(
+            &head,
+            &train,
+            &mut optimizer,
+            crate::train::Loss::CrossEntropy,
+            epochs,
+        )?;
         let p = measure(&head, n, epochs, &history, val, test, 32)?;
         p.print("frozen features + head");
         points.push(p);
@@ -374,7 +500,13 @@ pub fn sweep_frozen(train: &Dataset, val: &Dataset, test: &Dataset, sizes: &[(us
 /// it on the full validation and test sets. The run on the whole training split is the CIFAR
 /// notebook's own ([`crate::cifar::train_or_load`]: loaded when that notebook or `cifar_train`
 /// saved it, else trained and saved, with its per-epoch log). Sizes and epochs as [`sweep_frozen`].
-pub fn sweep_scratch(model: &str, train: &Dataset, val: &Dataset, test: &Dataset, sizes: &[(usize, usize)]) -> Result<Vec<SweepPoint>> {
+pub fn sweep_scratch(
+    model: &str,
+    train: &Dataset,
+    val: &Dataset,
+    test: &Dataset,
+    sizes: &[(usize, usize)],
+) -> Result<Vec<SweepPoint>> {
     let mut points = Vec::new();
     for (n, epochs) in plan(sizes, train.len()) {
         let net = crate::cifar::build(model, 0)?;
@@ -383,8 +515,15 @@ pub fn sweep_scratch(model: &str, train: &Dataset, val: &Dataset, test: &Dataset
             let val_dl = crate::data::DataLoader::new(val.clone(), 256, false, 0)?;
             crate::cifar::train_or_load(model, &net, &train_dl, &val_dl, epochs)?
         } else {
-            let mut optimizer = crate::optim::Adam::new(net.params().vars(), crate::cifar::learning_rate(model))?;
-            crate::train::train_model_unvalidated(&net, &train_dl, &mut optimizer, crate::train::Loss::CrossEntropy, epochs)?
+            let mut optimizer =
+                crate::optim::Adam::new(net.params().vars(), crate::cifar::learning_rate(model))?;
+            crate::train::train_model_unvalidated(
+                &net,
+                &train_dl,
+                &mut optimizer,
+                crate::train::Loss::CrossEntropy,
+                epochs,
+            )?
         };
         let p = measure(&net, n, epochs, &history, val, test, 256)?;
         p.print(&format!("{model} from scratch"));
@@ -393,13 +532,39 @@ pub fn sweep_scratch(model: &str, train: &Dataset, val: &Dataset, test: &Dataset
     Ok(points)
 }
 
-fn measure(model: &dyn Model, n: usize, epochs: usize, history: &crate::train::History, val: &Dataset, test: &Dataset, batch: usize) -> Result<SweepPoint> {
-    let acc = |ds: &Dataset| -> Result<f64> { Ok(crate::train::evaluate_model(model, &crate::data::DataLoader::new(ds.clone(), batch, false, 0)?, crate::train::Loss::CrossEntropy)?.1) };
-    Ok(SweepPoint { n, epochs, val_accuracy: acc(val)?, test_accuracy: acc(test)?, seconds_per_epoch: history.seconds_per_epoch() })
+fn measure(
+    model: &dyn Model,
+    n: usize,
+    epochs: usize,
+    history: &crate::train::History,
+    val: &Dataset,
+    test: &Dataset,
+    batch: usize,
+) -> Result<SweepPoint> {
+    let acc = |ds: &Dataset| -> Result<f64> {
+        Ok(crate::train::evaluate_model(
+            model,
+            &crate::data::DataLoader::new(ds.clone(), batch, false, 0)?,
+            crate::train::Loss::CrossEntropy,
+        )?
+        .1)
+    };
+    Ok(SweepPoint {
+        n,
+        epochs,
+        val_accuracy: acc(val)?,
+        test_accuracy: acc(test)?,
+        seconds_per_epoch: history.seconds_per_epoch(),
+    })
 }
 
 /// The test-accuracy-vs-training-images figure of several sweeps `(label, points)`, log x axis.
 pub fn sweep_figure(sweeps: &[(&str, &[SweepPoint])]) -> Result<crate::plot::Figure> {
-    let series: Vec<(String, Vec<(f64, f64)>)> = sweeps.iter().map(|(label, pts)| (label.to_string(), pts.iter().map(|p| (p.n as f64, p.test_accuracy)).collect())).collect();
+    let series: Vec<(String, Vec<(f64, f64)>)> = sweeps
+        .iter()
+        .map(|(label, pts)| {
+            (label.to_string(), pts.iter().map(|p| (p.n as f64, p.test_accuracy)).collect())
+        })
+        .collect();
     crate::plot::lines(&series, "training images (log scale)", "test accuracy", true)
 }

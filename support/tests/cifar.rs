@@ -1,9 +1,9 @@
 //! The CIFAR-10 zoo: parameter counts equal to the original notebook's, output shapes, and a
 //! clear error for a wrong input size.
 
-use support::nn::Model;
 use support::candle::{DType, Device, Tensor};
 use support::cifar::{build, MODELS};
+use support::nn::Model;
 
 /// One runs folder for this test process (tests run in parallel; each removes its own files).
 fn runs_dir() -> std::path::PathBuf {
@@ -14,7 +14,10 @@ fn runs_dir() -> std::path::PathBuf {
 
 #[test]
 fn parameter_counts_match_the_original_notebook() {
-    let want = [12_332_010, 83_126, 99_014, 2_105_562, 1_070_874, 602_010, 269_034, 271_690, 1_517_546, 1_119_818];
+    let want = [
+        12_332_010, 83_126, 99_014, 2_105_562, 1_070_874, 602_010, 269_034, 271_690, 1_517_546,
+        1_119_818,
+    ];
     for (name, n) in MODELS.iter().zip(want) {
         assert_eq!(build(name, 0).unwrap().num_parameters(), n, "{name}");
     }
@@ -38,7 +41,8 @@ fn vgg2_uses_conv2_twice_and_never_conv4() {
     let loss = m.forward_t(&x, false).unwrap().sum_all().unwrap();
     let grads = loss.backward().unwrap();
     let named = m.params().named();
-    let grad_of = |n: &str| grads.get(named.iter().find(|(k, _)| k == n).unwrap().1.as_tensor()).is_some();
+    let grad_of =
+        |n: &str| grads.get(named.iter().find(|(k, _)| k == n).unwrap().1.as_tensor()).is_some();
     assert!(grad_of("conv2.weight") && grad_of("conv3.weight"));
     assert!(!grad_of("conv4.weight"), "conv4 is declared but unused in the original's forward");
 }
@@ -48,7 +52,11 @@ fn wrong_image_size_is_a_clear_error() {
     let x = Tensor::zeros((1, 3, 20, 20), DType::F32, &Device::Cpu).unwrap();
     let err = build("Inception", 0).unwrap().forward(&x).unwrap_err().to_string();
     assert!(err.contains("expects 3x32x32 images"), "{err}");
-    assert!(build("ResNet50", 0).err().unwrap().to_string().contains("no CIFAR model called `ResNet50`"));
+    assert!(build("ResNet50", 0)
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("no CIFAR model called `ResNet50`"));
 }
 
 /// A finished run is saved and, on the next call with the same model, epochs and training-set
@@ -56,9 +64,16 @@ fn wrong_image_size_is_a_clear_error() {
 #[test]
 fn train_or_load_saves_then_resumes() {
     let dir = runs_dir();
-    let ds = support::data::load_cifar10(&support::data::data_root(), false).unwrap().take(96).unwrap();
+    let ds =
+        support::data::load_cifar10(&support::data::data_root(), false).unwrap().take(96).unwrap();
     let train = support::data::DataLoader::new(ds.take(64).unwrap(), 32, true, 1).unwrap();
-    let val = support::data::DataLoader::new(ds.select(&(64..96).collect::<Vec<u32>>()).unwrap(), 32, false, 0).unwrap();
+    let val = support::data::DataLoader::new(
+        ds.select(&(64..96).collect::<Vec<u32>>()).unwrap(),
+        32,
+        false,
+        0,
+    )
+    .unwrap();
     let a = build("LeNet5", 0).unwrap();
     let ha = support::cifar::train_or_load("LeNet5", &a, &train, &val, 1).unwrap();
     assert!(dir.join("cifar10/LeNet5-1ep-64.safetensors").exists());
@@ -66,14 +81,20 @@ fn train_or_load_saves_then_resumes() {
     let hb = support::cifar::train_or_load("LeNet5", &b, &train, &val, 1).unwrap();
     assert_eq!(ha.train_loss, hb.train_loss);
     assert_eq!(ha.val_accuracy, hb.val_accuracy);
-    let flat = |m: &support::cifar::CifarNet| m.params().named()[0].1.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let flat = |m: &support::cifar::CifarNet| {
+        m.params().named()[0].1.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    };
     assert_eq!(flat(&a), flat(&b), "the loaded weights are the trained ones");
     // A run on another number of images (quick mode's 4,096 vs the full 40,000) is not taken for it.
     let fewer = support::data::DataLoader::new(ds.take(32).unwrap(), 32, true, 1).unwrap();
     let c = build("LeNet5", 7).unwrap();
     support::cifar::train_or_load("LeNet5", &c, &fewer, &val, 1).unwrap();
     assert!(dir.join("cifar10/LeNet5-1ep-32.safetensors").exists());
-    assert_ne!(flat(&c), flat(&a), "a run on 32 images is trained, not loaded from the 64-image one");
+    assert_ne!(
+        flat(&c),
+        flat(&a),
+        "a run on 32 images is trained, not loaded from the 64-image one"
+    );
     for f in ["LeNet5-1ep-64", "LeNet5-1ep-32"] {
         let _ = std::fs::remove_file(dir.join(format!("cifar10/{f}.safetensors")));
         let _ = std::fs::remove_file(dir.join(format!("cifar10/{f}.history.safetensors")));
@@ -88,9 +109,19 @@ fn resnet_bn_is_resnet20_with_batch_norm() {
     assert_eq!(m.num_parameters(), 271_690 - 784 + 2 * 784);
     let x = Tensor::rand(-1f32, 1., (3, 3, 32, 32), &Device::Cpu).unwrap();
     assert_eq!(m.forward_t(&x, true).unwrap().dims(), [3, 10]);
-    let moved = m.params().buffers().iter().filter(|(n, _)| n.ends_with("running_mean")).filter(|(_, b)| b.as_tensor().to_vec1::<f32>().unwrap().iter().any(|v| *v != 0.0)).count();
+    let moved = m
+        .params()
+        .buffers()
+        .iter()
+        .filter(|(n, _)| n.ends_with("running_mean"))
+        .filter(|(_, b)| b.as_tensor().to_vec1::<f32>().unwrap().iter().any(|v| *v != 0.0))
+        .count();
     assert_eq!(moved, 21, "every BatchNorm (19 convs + 2 projections) updated its statistics");
-    assert_eq!(build("ResNet", 0).unwrap().num_parameters(), 271_690, "the original keeps its biases");
+    assert_eq!(
+        build("ResNet", 0).unwrap().num_parameters(),
+        271_690,
+        "the original keeps its biases"
+    );
 }
 
 /// The modern-recipe Inception: the original's layout with BatchNorm after every convolution
@@ -100,7 +131,17 @@ fn resnet_bn_is_resnet20_with_batch_norm() {
 fn inception_bn_and_the_modern_recipe() {
     let m = build("Inception_BN", 0).unwrap();
     assert_eq!(m.num_parameters(), 1_517_546 - 304 + 2 * 304);
-    let buffer = |m: &support::cifar::CifarNet| m.params().buffers().iter().find(|(n, _)| n == "stem_bn.running_mean").unwrap().1.as_tensor().to_vec1::<f32>().unwrap();
+    let buffer = |m: &support::cifar::CifarNet| {
+        m.params()
+            .buffers()
+            .iter()
+            .find(|(n, _)| n == "stem_bn.running_mean")
+            .unwrap()
+            .1
+            .as_tensor()
+            .to_vec1::<f32>()
+            .unwrap()
+    };
     assert!(buffer(&m).iter().all(|v| *v == 0.0));
     let x = Tensor::rand(-1f32, 1., (4, 3, 32, 32), &Device::Cpu).unwrap();
     assert_eq!(m.forward_t(&x, true).unwrap().dims(), [4, 10]);
@@ -110,16 +151,33 @@ fn inception_bn_and_the_modern_recipe() {
     assert_eq!(buffer(&m), before, "evaluation mode leaves them");
 
     let dir = runs_dir();
-    let ds = support::data::load_cifar10(&support::data::data_root(), false).unwrap().take(96).unwrap().normalize(0.5, 0.5).unwrap();
+    let ds = support::data::load_cifar10(&support::data::data_root(), false)
+        .unwrap()
+        .take(96)
+        .unwrap()
+        .normalize(0.5, 0.5)
+        .unwrap();
     let train = support::data::DataLoader::new(ds.take(64).unwrap(), 32, true, 1).unwrap();
-    let val = support::data::DataLoader::new(ds.select(&(64..96).collect::<Vec<u32>>()).unwrap(), 32, false, 0).unwrap();
+    let val = support::data::DataLoader::new(
+        ds.select(&(64..96).collect::<Vec<u32>>()).unwrap(),
+        32,
+        false,
+        0,
+    )
+    .unwrap();
     let a = build("Inception_BN", 0).unwrap();
     let h = support::cifar::train_modern_or_load("Inception_BN", &a, &train, &val, 2).unwrap();
     assert!(h.train_loss.iter().all(|l| l.is_finite()) && h.val_accuracy.len() == 2);
     assert!(dir.join("cifar10/Inception_BN-modern-2ep-64.safetensors").exists());
     let b = build("Inception_BN", 5).unwrap();
-    assert_eq!(support::cifar::train_modern_or_load("Inception_BN", &b, &train, &val, 2).unwrap().train_loss, h.train_loss);
+    assert_eq!(
+        support::cifar::train_modern_or_load("Inception_BN", &b, &train, &val, 2)
+            .unwrap()
+            .train_loss,
+        h.train_loss
+    );
     assert_eq!(buffer(&a), buffer(&b), "the running statistics are saved with the weights");
     let _ = std::fs::remove_file(dir.join("cifar10/Inception_BN-modern-2ep-64.safetensors"));
-    let _ = std::fs::remove_file(dir.join("cifar10/Inception_BN-modern-2ep-64.history.safetensors"));
+    let _ =
+        std::fs::remove_file(dir.join("cifar10/Inception_BN-modern-2ep-64.history.safetensors"));
 }

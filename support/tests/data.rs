@@ -10,7 +10,11 @@ fn real_data() -> PathBuf {
     let root = std::env::var_os(DATA_ENV)
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
-    assert!(root.join("mnist").is_dir(), "real data not found in {}: set {DATA_ENV}", root.display());
+    assert!(
+        root.join("mnist").is_dir(),
+        "real data not found in {}: set {DATA_ENV}",
+        root.display()
+    );
     root
 }
 
@@ -46,7 +50,10 @@ fn real_mnist_loads_with_the_known_counts_and_first_labels() {
     // The first training labels of MNIST are 5 0 4 1 9 2; the first test labels 7 2 1 0 4 1.
     assert_eq!(train.labels.narrow(0, 0, 6).unwrap().to_vec1::<u32>().unwrap(), [5, 0, 4, 1, 9, 2]);
     assert_eq!(test.labels.narrow(0, 0, 6).unwrap().to_vec1::<u32>().unwrap(), [7, 2, 1, 0, 4, 1]);
-    let (lo, hi) = (train.images.min_all().unwrap().to_scalar::<f32>().unwrap(), train.images.max_all().unwrap().to_scalar::<f32>().unwrap());
+    let (lo, hi) = (
+        train.images.min_all().unwrap().to_scalar::<f32>().unwrap(),
+        train.images.max_all().unwrap().to_scalar::<f32>().unwrap(),
+    );
     assert_eq!((lo, hi), (0.0, 1.0));
     // Mean pixel of the MNIST training set: 0.1307 (the value torchvision examples normalise with).
     let mean = train.images.mean_all().unwrap().to_scalar::<f32>().unwrap();
@@ -59,11 +66,22 @@ fn real_cifar10_loads_with_the_known_counts_and_first_labels() {
     let test = load_cifar10(&root, false).unwrap();
     assert_eq!(test.images.dims(), [10000, 3, 32, 32]);
     // The original notebook's 4x4 grid: cat, ship, ship, plane, frog, frog, car, frog, ...
-    let first: Vec<&str> = test.labels.narrow(0, 0, 8).unwrap().to_vec1::<u32>().unwrap().iter().map(|&l| CIFAR10_CLASSES[l as usize]).collect();
+    let first: Vec<&str> = test
+        .labels
+        .narrow(0, 0, 8)
+        .unwrap()
+        .to_vec1::<u32>()
+        .unwrap()
+        .iter()
+        .map(|&l| CIFAR10_CLASSES[l as usize])
+        .collect();
     assert_eq!(first, ["cat", "ship", "ship", "plane", "frog", "frog", "car", "frog"]);
     let train = load_cifar10(&root, true).unwrap();
     assert_eq!(train.len(), 50000);
-    let counts = train.labels.to_vec1::<u32>().unwrap().iter().fold([0usize; 10], |mut c, &l| { c[l as usize] += 1; c });
+    let counts = train.labels.to_vec1::<u32>().unwrap().iter().fold([0usize; 10], |mut c, &l| {
+        c[l as usize] += 1;
+        c
+    });
     assert_eq!(counts, [5000; 10]);
 }
 
@@ -79,14 +97,16 @@ fn real_files_match_their_published_checksums() {
 
 #[test]
 fn split_is_seeded_disjoint_and_complete() {
-    let ds = Dataset::from_u8((0..100u8).collect(), (0..100u8).map(|i| i % 10).collect(), 1, 1, 1).unwrap();
+    let ds = Dataset::from_u8((0..100u8).collect(), (0..100u8).map(|i| i % 10).collect(), 1, 1, 1)
+        .unwrap();
     let a = random_split(&ds, &[80, 20], 42).unwrap();
     let b = random_split(&ds, &[80, 20], 42).unwrap();
     let c = random_split(&ds, &[80, 20], 43).unwrap();
     let pix = |d: &Dataset| d.images.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     assert_eq!(pix(&a[0]), pix(&b[0]));
     assert_ne!(pix(&a[0]), pix(&c[0]));
-    let mut all: Vec<u32> = pix(&a[0]).iter().chain(pix(&a[1]).iter()).map(|v| (v * 255.0).round() as u32).collect();
+    let mut all: Vec<u32> =
+        pix(&a[0]).iter().chain(pix(&a[1]).iter()).map(|v| (v * 255.0).round() as u32).collect();
     all.sort();
     assert_eq!(all, (0..100).collect::<Vec<u32>>());
     assert!(random_split(&ds, &[80, 30], 42).unwrap_err().to_string().contains("add up to 110"));
@@ -97,7 +117,9 @@ fn loader_batches_cover_each_sample_once_and_reshuffle_per_epoch() {
     let ds = Dataset::from_u8((0..10u8).collect(), (0..10u8).collect(), 1, 1, 1).unwrap();
     let dl = DataLoader::new(ds.clone(), 4, true, 1).unwrap();
     assert_eq!(dl.num_batches(), 3);
-    let epoch = |dl: &DataLoader| -> Vec<u32> { dl.iter().flat_map(|b| b.unwrap().1.to_vec1::<u32>().unwrap()).collect() };
+    let epoch = |dl: &DataLoader| -> Vec<u32> {
+        dl.iter().flat_map(|b| b.unwrap().1.to_vec1::<u32>().unwrap()).collect()
+    };
     let (e1, e2) = (epoch(&dl), epoch(&dl));
     let sizes: Vec<usize> = dl.iter().map(|b| b.unwrap().0.dim(0).unwrap()).collect();
     assert_eq!(sizes, [4, 4, 2]);
@@ -150,8 +172,16 @@ fn write_mnist(dir: &Path, n_images: u32, n_labels: u32, label: u8) {
     let m = dir.join("mnist");
     std::fs::create_dir_all(&m).unwrap();
     for (prefix, n, nl) in [("train", n_images, n_labels), ("t10k", n_images, n_labels)] {
-        std::fs::write(m.join(format!("{prefix}-images-idx3-ubyte")), idx_bytes(2051, &[n, 28, 28], &vec![7u8; n as usize * 784])).unwrap();
-        std::fs::write(m.join(format!("{prefix}-labels-idx1-ubyte")), idx_bytes(2049, &[nl], &vec![label; nl as usize])).unwrap();
+        std::fs::write(
+            m.join(format!("{prefix}-images-idx3-ubyte")),
+            idx_bytes(2051, &[n, 28, 28], &vec![7u8; n as usize * 784]),
+        )
+        .unwrap();
+        std::fs::write(
+            m.join(format!("{prefix}-labels-idx1-ubyte")),
+            idx_bytes(2049, &[nl], &vec![label; nl as usize]),
+        )
+        .unwrap();
     }
 }
 
@@ -195,14 +225,25 @@ fn missing_data_names_the_files_and_the_folder() {
     for f in &MNIST_FILES {
         assert!(msg.contains(f.name), "{msg}");
     }
-    assert!(msg.contains(&folder) && msg.contains(DATA_ENV) && msg.contains("Downloads are off"), "{msg}");
+    assert!(
+        msg.contains(&folder) && msg.contains(DATA_ENV) && msg.contains("Downloads are off"),
+        "{msg}"
+    );
     let msg = ensure_cifar10(&d).unwrap_err().to_string();
-    assert!(msg.contains("data_batch_1.bin") && msg.contains("test_batch.bin") && msg.contains("cifar-10-batches-bin"), "{msg}");
+    assert!(
+        msg.contains("data_batch_1.bin")
+            && msg.contains("test_batch.bin")
+            && msg.contains("cifar-10-batches-bin"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn checksum_of_a_known_file() {
     let d = scratch("sha");
     std::fs::write(d.join("abc"), b"abc").unwrap();
-    assert_eq!(sha256_file(&d.join("abc")).unwrap(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    assert_eq!(
+        sha256_file(&d.join("abc")).unwrap(),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
 }

@@ -19,26 +19,49 @@ fn flat(t: &Tensor) -> Vec<f32> {
 
 #[test]
 fn gaussian_kernel_and_its_gradient_match_pytorch() {
-    close(&flat(&gaussian_kernel(&Tensor::new(0.5f32, &Device::Cpu).unwrap()).unwrap()), &[0.0625, 0.125, 0.0625, 0.125, 0.25, 0.125, 0.0625, 0.125, 0.0625]);
+    close(
+        &flat(&gaussian_kernel(&Tensor::new(0.5f32, &Device::Cpu).unwrap()).unwrap()),
+        &[0.0625, 0.125, 0.0625, 0.125, 0.25, 0.125, 0.0625, 0.125, 0.0625],
+    );
     let a = Var::new(0.3f32, &Device::Cpu).unwrap();
     let k = gaussian_kernel(a.as_tensor()).unwrap();
-    close(&flat(&k), &[0.0351563, 0.1171875, 0.0351563, 0.1171875, 0.3906250, 0.1171875, 0.0351563, 0.1171875, 0.0351563]);
+    close(
+        &flat(&k),
+        &[
+            0.0351563, 0.1171875, 0.0351563, 0.1171875, 0.3906250, 0.1171875, 0.0351563, 0.1171875,
+            0.0351563,
+        ],
+    );
     let w: Vec<f32> = (0..9).map(|i| (i as f32 / 10.0 - 0.3).powi(2)).collect();
     let w = Tensor::from_vec(w, (3, 3), &Device::Cpu).unwrap();
     let g = k.mul(&w).unwrap().sum_all().unwrap().backward().unwrap();
     close(&[g.get(a.as_tensor()).unwrap().to_scalar::<f32>().unwrap()], &[0.0781250]);
     // Identity and mean filter at the ends of the range.
-    close(&flat(&gaussian_kernel(&Tensor::new(0f32, &Device::Cpu).unwrap()).unwrap()), &[0., 0., 0., 0., 1., 0., 0., 0., 0.]);
-    close(&flat(&gaussian_kernel(&Tensor::new(1f32, &Device::Cpu).unwrap()).unwrap()), &[1.0 / 9.0; 9]);
+    close(
+        &flat(&gaussian_kernel(&Tensor::new(0f32, &Device::Cpu).unwrap()).unwrap()),
+        &[0., 0., 0., 0., 1., 0., 0., 0., 0.],
+    );
+    close(
+        &flat(&gaussian_kernel(&Tensor::new(1f32, &Device::Cpu).unwrap()).unwrap()),
+        &[1.0 / 9.0; 9],
+    );
 }
 
 #[test]
 fn filtering_matches_pytorch_same_padding() {
-    let x = Tensor::from_slice(&[0.0f32, 0.5, 1.0, 0.2, 0.3, 0.9, 0.1, 0.0, 1.0, 1.0, 0.4, 0.6, 0.2, 0.0, 0.7, 0.8], (1, 1, 4, 4), &Device::Cpu).unwrap();
+    let x = Tensor::from_slice(
+        &[0.0f32, 0.5, 1.0, 0.2, 0.3, 0.9, 0.1, 0.0, 1.0, 1.0, 0.4, 0.6, 0.2, 0.0, 0.7, 0.8],
+        (1, 1, 4, 4),
+        &Device::Cpu,
+    )
+    .unwrap();
     let k = gaussian_kernel(&Tensor::new(0.3f32, &Device::Cpu).unwrap()).unwrap();
     close(
         &flat(&filter_batch(&x, &k).unwrap()),
-        &[0.1253906, 0.4320312, 0.5160156, 0.1988281, 0.3925782, 0.6585938, 0.3894531, 0.1546875, 0.5980469, 0.7058594, 0.4972656, 0.4031250, 0.2304688, 0.2718750, 0.4703125, 0.4789063],
+        &[
+            0.1253906, 0.4320312, 0.5160156, 0.1988281, 0.3925782, 0.6585938, 0.3894531, 0.1546875,
+            0.5980469, 0.7058594, 0.4972656, 0.4031250, 0.2304688, 0.2718750, 0.4703125, 0.4789063,
+        ],
     );
     assert!(filter_batch(&x, &Tensor::zeros((2, 2), DType::F32, &Device::Cpu).unwrap()).is_err());
 }
@@ -89,10 +112,22 @@ fn learning_alpha_moves_it_toward_a_better_filter_and_kernels_print_like_the_ori
     let alpha = Var::new(0.0f32, &Device::Cpu).unwrap();
     let mut opt = Sgd::new(vec![alpha.clone()], 0.5).unwrap();
     let a = alpha.clone();
-    let losses = train_denoiser(&|x| filter_batch(x, &gaussian_kernel(a.as_tensor())?), &[alpha.clone()], &l, &mut opt, 3, 0).unwrap();
+    let losses = train_denoiser(
+        &|x| filter_batch(x, &gaussian_kernel(a.as_tensor())?),
+        &[alpha.clone()],
+        &l,
+        &mut opt,
+        3,
+        0,
+    )
+    .unwrap();
     assert_eq!(losses.len(), 12);
     // Starting from the identity (alpha 0), smoothing helps: alpha grows, the loss falls.
     assert!(alpha.as_tensor().to_scalar::<f32>().unwrap() > 0.05);
     assert!(losses[11] < losses[0]);
-    assert_eq!(format_kernel(&gaussian_kernel(&Tensor::new(0.5f32, &Device::Cpu).unwrap()).unwrap()).unwrap(), "[[0.0625, 0.1250, 0.0625],\n [0.1250, 0.2500, 0.1250],\n [0.0625, 0.1250, 0.0625]]");
+    assert_eq!(
+        format_kernel(&gaussian_kernel(&Tensor::new(0.5f32, &Device::Cpu).unwrap()).unwrap())
+            .unwrap(),
+        "[[0.0625, 0.1250, 0.0625],\n [0.1250, 0.2500, 0.1250],\n [0.0625, 0.1250, 0.0625]]"
+    );
 }

@@ -19,8 +19,16 @@ fn close(got: f32, want: f32, tol: f32, what: &str) {
 fn presets_match_torchvision_on_the_cat() {
     // (preset, channel means, pixels (0,0,0) (1,100,50) (2,crop-1,crop-1) (0,150,120)) from torchvision 0.29 / Pillow 13.
     let cases = [
-        (Preset::imagenet(), [-0.41178, -0.36131, -0.21822], [-0.95342, -0.96779, 0.00819, 0.17681]),
-        (Preset::inception(), [-0.41025, -0.35995, -0.21675], [-0.95342, 0.34524, -0.02667, -1.03904]),
+        (
+            Preset::imagenet(),
+            [-0.41178, -0.36131, -0.21822],
+            [-0.95342, -0.96779, 0.00819, 0.17681],
+        ),
+        (
+            Preset::inception(),
+            [-0.41025, -0.35995, -0.21675],
+            [-0.95342, 0.34524, -0.02667, -1.03904],
+        ),
     ];
     for (preset, means, pixels) in cases {
         let x = preset.load(imagenet_dir().join("cat.jpg")).unwrap();
@@ -30,9 +38,13 @@ fn presets_match_torchvision_on_the_cat() {
         for (g, w) in got.iter().zip(means) {
             close(*g, w, 0.01, &format!("channel mean at crop {c}"));
         }
-        let at = |ch: usize, y: usize, xx: usize| x.get(ch).unwrap().get(y).unwrap().get(xx).unwrap().to_scalar::<f32>().unwrap();
+        let at = |ch: usize, y: usize, xx: usize| {
+            x.get(ch).unwrap().get(y).unwrap().get(xx).unwrap().to_scalar::<f32>().unwrap()
+        };
         // One 8-bit level is 0.017 after normalisation; PIL and `image` round differently.
-        for (g, w) in [at(0, 0, 0), at(1, 100, 50), at(2, c - 1, c - 1), at(0, 150, 120)].iter().zip(pixels) {
+        for (g, w) in
+            [at(0, 0, 0), at(1, 100, 50), at(2, c - 1, c - 1), at(0, 150, 120)].iter().zip(pixels)
+        {
             close(*g, w, 0.06, &format!("pixel at crop {c}"));
         }
     }
@@ -53,12 +65,28 @@ fn efficientnet_lite0_real_weights_on_real_images() {
     // The legacy pickle reader, including a weight stored transposed (column-major).
     let sd = support::weights::read_state_dict(&path).unwrap();
     let fc: Vec<f32> = sd["_fc.weight"].get(0).unwrap().narrow(0, 0, 3).unwrap().to_vec1().unwrap();
-    for (g, w) in fc.iter().zip([-0.04561043530702591f32, -0.09470871090888977, -0.05684146657586098]) {
+    for (g, w) in
+        fc.iter().zip([-0.04561043530702591f32, -0.09470871090888977, -0.05684146657586098])
+    {
         close(*g, w, 1e-7, "_fc.weight[0, :3]");
     }
-    close(sd["_fc.weight"].get(999).unwrap().get(1279).unwrap().to_scalar::<f32>().unwrap(), 0.04085797071456909, 1e-7, "_fc.weight[999, 1279]");
-    let dw: Vec<f32> = sd["_blocks.15._depthwise_conv.weight"].get(5).unwrap().get(0).unwrap().get(1).unwrap().to_vec1().unwrap();
-    for (g, w) in dw.iter().zip([0.04449865221977234f32, 0.03445076942443848, 0.04576358199119568]) {
+    close(
+        sd["_fc.weight"].get(999).unwrap().get(1279).unwrap().to_scalar::<f32>().unwrap(),
+        0.04085797071456909,
+        1e-7,
+        "_fc.weight[999, 1279]",
+    );
+    let dw: Vec<f32> = sd["_blocks.15._depthwise_conv.weight"]
+        .get(5)
+        .unwrap()
+        .get(0)
+        .unwrap()
+        .get(1)
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    for (g, w) in dw.iter().zip([0.04449865221977234f32, 0.03445076942443848, 0.04576358199119568])
+    {
         close(*g, w, 1e-7, "depthwise weight");
     }
 
@@ -69,7 +97,8 @@ fn efficientnet_lite0_real_weights_on_real_images() {
     let cat = preset.load(imagenet_dir().join("cat.jpg")).unwrap();
     let top = top_k(&model, &cat, 5).unwrap();
     assert_eq!(top[0].0, 285, "the cat photo is class 285 (Egyptian cat); top-5 {top:?}");
-    let folder = ValFolder::open(imagenet_dir().join("val"), imagenet_dir().join("val_labels.txt")).unwrap();
+    let folder =
+        ValFolder::open(imagenet_dir().join("val"), imagenet_dir().join("val_labels.txt")).unwrap();
     assert_eq!(folder.len(), 40);
     let e = evaluate(&model, &folder, &preset, 20).unwrap();
     assert!(e.top1 * 40.0 >= 30.0 - 1e-9, "top-1 {}/40", e.top1 * 40.0);
@@ -81,26 +110,56 @@ fn bad_inputs_get_clear_errors() {
     let dir = std::env::temp_dir().join(format!("support-imagenet-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let val = imagenet_dir().join("val");
-    std::fs::write(dir.join("labels.txt"), "ILSVRC2012_val_00000001.JPEG 65\nILSVRC2012_val_99999999.JPEG 3\n").unwrap();
+    std::fs::write(
+        dir.join("labels.txt"),
+        "ILSVRC2012_val_00000001.JPEG 65\nILSVRC2012_val_99999999.JPEG 3\n",
+    )
+    .unwrap();
     let err = ValFolder::open(&val, dir.join("labels.txt")).unwrap_err().to_string();
     assert!(err.contains("ILSVRC2012_val_99999999.JPEG") && err.contains("not in"), "{err}");
     std::fs::write(dir.join("labels.txt"), "ILSVRC2012_val_00000001.JPEG 1000\n").unwrap();
-    assert!(ValFolder::open(&val, dir.join("labels.txt")).unwrap_err().to_string().contains("not an ImageNet-1k class"));
+    assert!(ValFolder::open(&val, dir.join("labels.txt"))
+        .unwrap_err()
+        .to_string()
+        .contains("not an ImageNet-1k class"));
     std::fs::write(dir.join("junk.jpg"), b"not a jpeg").unwrap();
-    assert!(Preset::imagenet().load(dir.join("junk.jpg")).unwrap_err().to_string().contains("not a decodable image"));
+    assert!(Preset::imagenet()
+        .load(dir.join("junk.jpg"))
+        .unwrap_err()
+        .to_string()
+        .contains("not a decodable image"));
 
     // Checkpoints: missing key, wrong shape, wrong dtype, each named.
     let model = EfficientNetLite::new(0, &Device::Cpu).unwrap();
     let mut map: std::collections::HashMap<String, support::Tensor> =
-        support::nn::Model::params(&model).named().iter().chain(support::nn::Model::params(&model).buffers()).map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
+        support::nn::Model::params(&model)
+            .named()
+            .iter()
+            .chain(support::nn::Model::params(&model).buffers())
+            .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
+            .collect();
     let fc = map.remove("_fc.bias").unwrap();
     let p = support::nn::Model::params(&model);
     assert!(p.load_tensors(&map, "test").unwrap_err().to_string().contains("no tensor `_fc.bias`"));
-    map.insert("_fc.bias".into(), support::Tensor::zeros(999, support::candle::DType::F32, &Device::Cpu).unwrap());
-    assert!(p.load_tensors(&map, "test").unwrap_err().to_string().contains("`_fc.bias` in test has shape [999]"));
+    map.insert(
+        "_fc.bias".into(),
+        support::Tensor::zeros(999, support::candle::DType::F32, &Device::Cpu).unwrap(),
+    );
+    assert!(p
+        .load_tensors(&map, "test")
+        .unwrap_err()
+        .to_string()
+        .contains("`_fc.bias` in test has shape [999]"));
     map.insert("_fc.bias".into(), fc.to_dtype(support::candle::DType::U32).unwrap());
-    assert!(p.load_tensors(&map, "test").unwrap_err().to_string().contains("`_fc.bias` in test has dtype U32"));
+    assert!(p
+        .load_tensors(&map, "test")
+        .unwrap_err()
+        .to_string()
+        .contains("`_fc.bias` in test has dtype U32"));
     std::fs::write(dir.join("junk.pth"), [0x80u8, 0x02, 0x8a, 0x0a, 0, 0, 0]).unwrap();
-    assert!(support::weights::read_state_dict(dir.join("junk.pth")).unwrap_err().to_string().contains("is not a readable checkpoint"));
+    assert!(support::weights::read_state_dict(dir.join("junk.pth"))
+        .unwrap_err()
+        .to_string()
+        .contains("is not a readable checkpoint"));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -25,7 +25,10 @@ fn run(make: impl Fn(Vec<Var>) -> Box<dyn Optimizer>) -> Vec<f32> {
 fn assert_close(got: &[f32], want: &[f32], tol: f32) {
     assert_eq!(got.len(), want.len());
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!((g - w).abs() <= tol * (1.0 + w.abs()), "element {i}: got {g}, want {w} (all: {got:?})");
+        assert!(
+            (g - w).abs() <= tol * (1.0 + w.abs()),
+            "element {i}: got {g}, want {w} (all: {got:?})"
+        );
     }
 }
 
@@ -38,7 +41,9 @@ fn check(want: [f32; 6], make: impl Fn(Vec<Var>, bool) -> Box<dyn Optimizer>) {
 
 #[test]
 fn sgd_plain() {
-    check([0.51500005, -1.00500000, 1.96500003, -0.02000000, 0.20000000, -0.72499996], |v, f| Box::new(Sgd::new(v, 0.1).unwrap().fused(f)));
+    check([0.51500005, -1.00500000, 1.96500003, -0.02000000, 0.20000000, -0.72499996], |v, f| {
+        Box::new(Sgd::new(v, 0.1).unwrap().fused(f))
+    });
 }
 
 #[test]
@@ -64,7 +69,9 @@ fn sgd_dampening() {
 
 #[test]
 fn adam_defaults() {
-    check([0.47716880, -0.92039776, 1.75637376, -0.09727774, 0.13779062, -0.60277843], |v, f| Box::new(Adam::new(v, 0.1).unwrap().fused(f)));
+    check([0.47716880, -0.92039776, 1.75637376, -0.09727774, 0.13779062, -0.60277843], |v, f| {
+        Box::new(Adam::new(v, 0.1).unwrap().fused(f))
+    });
 }
 
 #[test]

@@ -48,18 +48,38 @@ fn image(size: usize) -> Tensor {
     Tensor::from_vec(v, (1, 3, size, size), &Device::Cpu).unwrap()
 }
 
-fn check(name: &str, params: usize, size: usize, first: [f64; 8], sum: f64, norm: f64, argmax: usize) {
+fn check(
+    name: &str,
+    params: usize,
+    size: usize,
+    first: [f64; 8],
+    sum: f64,
+    norm: f64,
+    argmax: usize,
+) {
     let model = TorchvisionNet::new(name, &Device::Cpu).unwrap();
     assert_eq!(model.num_parameters(), params, "{name} parameter count");
     let p = model.params();
     for (key, var) in p.named().iter().chain(p.buffers()) {
-        var.set(&Tensor::from_vec(fill(key, var.dims()), var.dims(), &Device::Cpu).unwrap()).unwrap();
+        var.set(&Tensor::from_vec(fill(key, var.dims()), var.dims(), &Device::Cpu).unwrap())
+            .unwrap();
     }
-    let out: Vec<f64> = model.forward(&image(size)).unwrap().get(0).unwrap().to_dtype(support::candle::DType::F64).unwrap().to_vec1().unwrap();
+    let out: Vec<f64> = model
+        .forward(&image(size))
+        .unwrap()
+        .get(0)
+        .unwrap()
+        .to_dtype(support::candle::DType::F64)
+        .unwrap()
+        .to_vec1()
+        .unwrap();
     assert_eq!(out.len(), 1000);
     let scale = norm / (1000f64).sqrt();
     for (i, (g, w)) in out.iter().zip(first).enumerate() {
-        assert!((g - w).abs() <= 1e-4 * scale.max(w.abs()), "{name} logit {i}: got {g}, torchvision {w}");
+        assert!(
+            (g - w).abs() <= 1e-4 * scale.max(w.abs()),
+            "{name} logit {i}: got {g}, torchvision {w}"
+        );
     }
     let (s, n) = (out.iter().sum::<f64>(), out.iter().map(|v| v * v).sum::<f64>().sqrt());
     assert!((n - norm).abs() <= 1e-4 * norm, "{name} logit norm: got {n}, torchvision {norm}");
@@ -70,33 +90,95 @@ fn check(name: &str, params: usize, size: usize, first: [f64; 8], sum: f64, norm
 
 #[test]
 fn alexnet_matches_torchvision() {
-    check("AlexNet", 61100840, 224, [9.700729e-01, 5.781948e+00, -5.269471e+00, 6.918280e+00, 4.324163e+00, -5.578323e+00, -4.364000e+00, -1.702306e-01], 1.478773e+02, 1.329782e+02, 22);
+    check(
+        "AlexNet",
+        61100840,
+        224,
+        [
+            9.700729e-01, 5.781948e+00, -5.269471e+00, 6.918280e+00, 4.324163e+00, -5.578323e+00,
+            -4.364000e+00, -1.702306e-01,
+        ],
+        1.478773e+02,
+        1.329782e+02,
+        22,
+    );
 }
 
 #[test]
 fn vgg16_matches_torchvision() {
-    check("VGG16", 138357544, 224, [-2.009005e+00, -2.167196e+00, 3.580132e+00, 1.517798e+00, -3.945935e-02, 3.700812e+00, 2.950071e+00, -1.455847e+00], 1.282178e+02, 1.091560e+02, 356);
+    check(
+        "VGG16",
+        138357544,
+        224,
+        [
+            -2.009005e+00, -2.167196e+00, 3.580132e+00, 1.517798e+00, -3.945935e-02, 3.700812e+00,
+            2.950071e+00, -1.455847e+00,
+        ],
+        1.282178e+02,
+        1.091560e+02,
+        356,
+    );
 }
 
 #[test]
 fn resnet18_matches_torchvision() {
-    check("ResNet18", 11689512, 224, [-4.971821e+01, -4.501657e+01, -4.735948e+00, 3.891695e+00, 1.184814e+01, -5.467498e+01, 8.520658e+01, -3.729035e+01], 2.367408e+03, 1.197097e+03, 820);
+    check(
+        "ResNet18",
+        11689512,
+        224,
+        [
+            -4.971821e+01, -4.501657e+01, -4.735948e+00, 3.891695e+00, 1.184814e+01, -5.467498e+01,
+            8.520658e+01, -3.729035e+01,
+        ],
+        2.367408e+03,
+        1.197097e+03,
+        820,
+    );
 }
 
 #[test]
 fn resnet101_matches_torchvision() {
-    check("ResNet101", 44549160, 224, [1.189606e+05, -2.913666e+04, -3.980992e+04, -2.319589e+05, -6.956312e+04, -7.120411e+04, 1.904488e+05, 1.407719e+05], 5.640107e+05, 5.534474e+06, 887);
+    check(
+        "ResNet101",
+        44549160,
+        224,
+        [
+            1.189606e+05, -2.913666e+04, -3.980992e+04, -2.319589e+05, -6.956312e+04,
+            -7.120411e+04, 1.904488e+05, 1.407719e+05,
+        ],
+        5.640107e+05,
+        5.534474e+06,
+        887,
+    );
 }
 
 #[test]
 fn inception_v3_matches_torchvision() {
-    check("Inception v3", 27161264, 299, [3.876040e-01, -4.920188e-01, -7.201942e-02, -1.247271e+00, 5.274675e-01, 2.417396e-01, 2.964571e-01, 1.859950e-02], 1.200147e+01, 1.221147e+01, 255);
+    check(
+        "Inception v3",
+        27161264,
+        299,
+        [
+            3.876040e-01, -4.920188e-01, -7.201942e-02, -1.247271e+00, 5.274675e-01, 2.417396e-01,
+            2.964571e-01, 1.859950e-02,
+        ],
+        1.200147e+01,
+        1.221147e+01,
+        255,
+    );
 }
 
 #[test]
 fn unknown_model_and_bad_input_are_errors() {
-    assert!(TorchvisionNet::new("ResNet50", &Device::Cpu).err().unwrap().to_string().contains("no torchvision model `ResNet50`"));
+    assert!(TorchvisionNet::new("ResNet50", &Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("no torchvision model `ResNet50`"));
     let m = TorchvisionNet::new("ResNet18", &Device::Cpu).unwrap();
-    let err = m.forward(&Tensor::zeros((1, 1, 64, 64), support::candle::DType::F32, &Device::Cpu).unwrap()).unwrap_err().to_string();
+    let err = m
+        .forward(&Tensor::zeros((1, 1, 64, 64), support::candle::DType::F32, &Device::Cpu).unwrap())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("expects images (N, 3, H, W)"), "{err}");
 }

@@ -15,7 +15,11 @@ fn zip_and_legacy_pth_read_the_same_tensors() {
     for file in ["tiny_zip.pth", "tiny_legacy.pth"] {
         let sd = support::weights::read_state_dict(fixture(file)).unwrap();
         assert_eq!(sd.len(), 3, "{file}");
-        assert_eq!(sd["fc.weight"].to_vec2::<f32>().unwrap(), [[0.0, 2.0, 4.0], [1.0, 3.0, 5.0]], "{file}");
+        assert_eq!(
+            sd["fc.weight"].to_vec2::<f32>().unwrap(),
+            [[0.0, 2.0, 4.0], [1.0, 3.0, 5.0]],
+            "{file}"
+        );
         assert_eq!(sd["fc.bias"].to_vec1::<f32>().unwrap(), [0.5, -1.5], "{file}");
         assert_eq!(sd["bn.num_batches_tracked"].to_scalar::<i64>().unwrap(), 7, "{file}");
     }

@@ -35,11 +35,20 @@ fn torch_peer() -> std::result::Result<(String, HashMap<String, f64>), String> {
     if !script.exists() {
         return Err(format!("peer script {} not found (set TORCH_PEER)", script.display()));
     }
-    let probe = Command::new(&python).args(["-c", "import torch"]).output().map_err(|e| format!("cannot run {python}: {e}"))?;
+    let probe = Command::new(&python)
+        .args(["-c", "import torch"])
+        .output()
+        .map_err(|e| format!("cannot run {python}: {e}"))?;
     if !probe.status.success() {
-        return Err(format!("{python} cannot import torch (pip install torch, or set TORCH_PYTHON)"));
+        return Err(format!(
+            "{python} cannot import torch (pip install torch, or set TORCH_PYTHON)"
+        ));
     }
-    let out = Command::new(&python).arg(&script).arg(std::env::var("BENCH_PEER_TASK").unwrap_or_else(|_| "all".into())).output().map_err(|e| format!("peer failed to start: {e}"))?;
+    let out = Command::new(&python)
+        .arg(&script)
+        .arg(std::env::var("BENCH_PEER_TASK").unwrap_or_else(|_| "all".into()))
+        .output()
+        .map_err(|e| format!("peer failed to start: {e}"))?;
     if !out.status.success() {
         return Err(format!("peer failed: {}", String::from_utf8_lossy(&out.stderr)));
     }
@@ -47,7 +56,11 @@ fn torch_peer() -> std::result::Result<(String, HashMap<String, f64>), String> {
     let mut header = String::new();
     let mut times = HashMap::new();
     for line in text.lines() {
-        let field = |k: &str| line.split(&format!("\"{k}\": ")).nth(1).map(|r| r.split([',', '}']).next().unwrap_or("").trim_matches('"').to_string());
+        let field = |k: &str| {
+            line.split(&format!("\"{k}\": "))
+                .nth(1)
+                .map(|r| r.split([',', '}']).next().unwrap_or("").trim_matches('"').to_string())
+        };
         match (field("model"), field("ms_per_step")) {
             (Some(m), Some(ms)) => {
                 times.insert(m, ms.parse::<f64>().unwrap_or(f64::NAN));
@@ -62,7 +75,11 @@ fn main() -> Result<()> {
     support::tune_allocator();
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     println!("candle 0.11.1 on CPU ({threads} threads)");
-    let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).filter(|&r| r > 0).unwrap_or(3);
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&r| r > 0)
+        .unwrap_or(3);
     // `bench NAME...` times only those models (the peer still runs all of its own).
     let only: Vec<String> = std::env::args().skip(1).collect();
     let wanted = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
@@ -101,13 +118,34 @@ fn main() -> Result<()> {
     let best = |v: &mut dyn Iterator<Item = f64>| v.fold(f64::INFINITY, f64::min);
     for (i, (name, batch)) in rows.iter().enumerate() {
         let ms = best(&mut candle.iter().map(|r| r[i]));
-        let per_round: Vec<(f64, f64)> = candle.iter().zip(&torch).filter_map(|(c, t)| Some((c[i], *t.as_ref()?.get(name)?))).collect();
+        let per_round: Vec<(f64, f64)> = candle
+            .iter()
+            .zip(&torch)
+            .filter_map(|(c, t)| Some((c[i], *t.as_ref()?.get(name)?)))
+            .collect();
         let t = (!per_round.is_empty()).then(|| best(&mut per_round.iter().map(|p| p.1)));
-        let label = if INFER.iter().any(|inf| inf.0 == *name) { format!("{name} (inference)") } else { name.clone() };
-        let (ts, ratio) = t.map_or(("-".into(), "-".into()), |t| (format!("{t:.2}"), format!("{:.2}", ms / t)));
+        let label = if INFER.iter().any(|inf| inf.0 == *name) {
+            format!("{name} (inference)")
+        } else {
+            name.clone()
+        };
+        let (ts, ratio) =
+            t.map_or(("-".into(), "-".into()), |t| (format!("{t:.2}"), format!("{:.2}", ms / t)));
         let ratios: Vec<f64> = per_round.iter().map(|(c, t)| c / t).collect();
-        let spread = if ratios.is_empty() { "-".into() } else { format!("{:.2}-{:.2}", best(&mut ratios.iter().copied()), ratios.iter().copied().fold(0.0, f64::max)) };
-        println!("| {label} | {batch} | {ms:.2} | {ts} | {ratio} | {} | {} | {spread} |", gflops(name, Some(ms)), gflops(name, t));
+        let spread = if ratios.is_empty() {
+            "-".into()
+        } else {
+            format!(
+                "{:.2}-{:.2}",
+                best(&mut ratios.iter().copied()),
+                ratios.iter().copied().fold(0.0, f64::max)
+            )
+        };
+        println!(
+            "| {label} | {batch} | {ms:.2} | {ts} | {ratio} | {} | {} | {spread} |",
+            gflops(name, Some(ms)),
+            gflops(name, t)
+        );
     }
     if let Some(e) = peer_error {
         println!("\nPyTorch peer skipped: {e}");

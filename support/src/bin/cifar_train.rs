@@ -10,19 +10,28 @@
 fn main() -> support::Result<()> {
     let names: Vec<String> = std::env::args().skip(1).collect();
     if names.is_empty() {
-        return Err(support::Error::Msg(format!("name the models to train: {}", support::cifar::MODELS.join(", "))));
+        return Err(support::Error::Msg(format!(
+            "name the models to train: {}",
+            support::cifar::MODELS.join(", ")
+        )));
     }
-    let epochs: usize = std::env::var("CIFAR_EPOCHS").ok().and_then(|v| v.parse().ok()).unwrap_or(25);
+    let epochs: usize =
+        std::env::var("CIFAR_EPOCHS").ok().and_then(|v| v.parse().ok()).unwrap_or(25);
     let (train, val, test) = support::data::cifar10_loaders(256, 42)?;
     for name in names {
         println!("=== {name}: {epochs} epochs ===");
         let model = support::cifar::build(&name, 0)?;
         if name.ends_with("_BN") {
-            support::cifar::train_modern_or_load(&name, &model, &train, &val, epochs)?; // the modern-recipe section
+            support::cifar::train_modern_or_load(&name, &model, &train, &val, epochs)?;
+        // the modern-recipe section
         } else {
             support::cifar::train_or_load(&name, &model, &train, &val, epochs)?;
         }
-        support::train::print_overall_metrics(&model, [&train, &val, &test], support::train::Loss::CrossEntropy)?;
+        support::train::print_overall_metrics(
+            &model,
+            [&train, &val, &test],
+            support::train::Loss::CrossEntropy,
+        )?;
     }
     Ok(())
 }

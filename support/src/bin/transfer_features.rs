@@ -11,7 +11,8 @@ use support::efficientnet::EfficientNetLite;
 use support::transfer::{extract_features_with_block, Backbone};
 
 fn main() -> support::Result<()> {
-    let batch: usize = std::env::var("TRANSFER_BATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(32);
+    let batch: usize =
+        std::env::var("TRANSFER_BATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(32);
     let (train, val, test) = support::data::cifar10_raw_splits(42)?;
     let lite0 = EfficientNetLite::pretrained(0, &support::Device::Cpu)?;
     let last = lite0.num_blocks() - 1;
