@@ -1,6 +1,7 @@
 //! Optimisers exactly as `torch.optim` defines them.
 //!
-//! - [`Sgd`]: `torch.optim.SGD(params, lr, momentum=0, dampening=0, weight_decay=0, nesterov=False)`.
+//! - [`Sgd`]: `torch.optim.SGD(params, lr, momentum=0, dampening=0, weight_decay=0,
+//! nesterov=False)`.
 //! - [`Adam`]: `torch.optim.Adam(params, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0)` with
 //!   *coupled* L2 weight decay (`g += weight_decay * p`), not AdamW's decoupled decay.
 //!
@@ -8,13 +9,13 @@
 //! place in one pass (a candle in-place op, no temporary tensors); on other devices the same
 //! formulas run as tensor ops.
 
+use crate::kernels;
 use crate::{error, Result, Tensor};
 use candle_core::backprop::GradStore;
-use candle_core::{CpuStorage, InplaceOp2, Layout, Var};
-use std::cell::RefCell;
+use candle_core::Var;
 use std::collections::HashMap;
 
-/// What [`crate::train::train_model`] needs from an optimiser.
+/// What [`crate::train::fit`] needs from an optimiser.
 pub trait Optimizer {
     /// Applies one update from the gradients of the last `backward()`.
     fn step(&mut self, grads: &GradStore) -> Result<()>;
@@ -29,32 +30,6 @@ pub trait Optimizer {
     fn state(&self) -> Result<Vec<(String, Tensor)>>;
     /// Restores what [`Optimizer::state`] returned, for the same parameters in the same order.
     fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()>;
-}
-
-/// Runs `f(param, grad)` on the CPU slices of `var` and `grad`, in place.
-struct CpuUpdate<F: FnMut(&mut [f32], &[f32])>(RefCell<F>);
-
-impl<F: FnMut(&mut [f32], &[f32])> InplaceOp2 for CpuUpdate<F> {
-    fn name(&self) -> &'static str {
-        "optimizer-update"
-    }
-    fn cpu_fwd(
-        &self,
-        s1: &mut CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<()> {
-        let (CpuStorage::F32(p), CpuStorage::F32(g)) = (s1, s2) else {
-            return Err(error("the optimisers update f32 parameters only"));
-        };
-        let (Some((p0, p1)), Some((g0, g1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
-        else {
-            return Err(error("optimizer update needs contiguous tensors"));
-        };
-        (self.0.borrow_mut())(&mut p[p0..p1], &g[g0..g1]);
-        Ok(())
-    }
 }
 
 /// Per-parameter state: a CPU buffer (fused path) or a tensor (device path).
@@ -80,7 +55,8 @@ impl Slot {
     fn from_tensor(t: &Tensor, var: &Var, fused: bool, key: &str) -> Result<Slot> {
         if t.dims() != var.dims() {
             return Err(error(format!(
-                "optimiser state `{key}` has shape {:?}, its parameter {:?}: the checkpoint belongs to a different model",
+                "optimiser state `{key}` has shape {:?}, its parameter {:?}: the checkpoint \
+                 belongs to a different model",
                 t.dims(),
                 var.dims()
             )));
@@ -130,7 +106,11 @@ fn load_slots(
         .collect::<Result<Vec<_>>>()?;
     let loaded = slots.iter().filter(|s| !matches!(s, Slot::Empty)).count();
     if loaded != n {
-        return Err(error(format!("the checkpoint holds {n} `{prefix}` tensors but the optimiser has {} parameters: it belongs to a different model", vars.len())));
+        return Err(error(format!(
+            "the checkpoint holds {n} `{prefix}` tensors but the optimiser \
+         has {} parameters: it belongs to a different model",
+            vars.len()
+        )));
     }
     Ok(slots)
 }
@@ -140,7 +120,7 @@ fn grad_of<'a>(grads: &'a GradStore, var: &Var) -> Option<&'a Tensor> {
 }
 
 fn use_fused(var: &Var, allowed: bool) -> bool {
-    allowed && crate::conv::is_cpu_f32(var)
+    allowed && kernels::applies(&[var.as_tensor()])
 }
 
 /// `torch.optim.SGD`: plain by default; `.momentum(m)`, `.nesterov(true)`, `.dampening(d)`,
@@ -148,10 +128,15 @@ fn use_fused(var: &Var, allowed: bool) -> bool {
 pub struct Sgd {
     vars: Vec<Var>,
     bufs: Vec<Slot>,
+    /// Learning rate.
     pub lr: f64,
+    /// Momentum factor (0: plain SGD).
     pub momentum: f64,
+    /// Dampening of the momentum.
     pub dampening: f64,
+    /// L2 penalty added to the gradient: `g += weight_decay * p`.
     pub weight_decay: f64,
+    /// Nesterov momentum.
     pub nesterov: bool,
     fused: bool,
 }
@@ -174,18 +159,22 @@ impl Sgd {
             fused: true,
         })
     }
+    /// With momentum `m`.
     pub fn momentum(mut self, m: f64) -> Self {
         self.momentum = m;
         self
     }
+    /// With dampening `d`.
     pub fn dampening(mut self, d: f64) -> Self {
         self.dampening = d;
         self
     }
+    /// With Nesterov momentum on or off.
     pub fn nesterov(mut self, on: bool) -> Self {
         self.nesterov = on;
         self
     }
+    /// With L2 weight decay `wd` (added to the gradient, as PyTorch).
     pub fn weight_decay(mut self, wd: f64) -> Self {
         self.weight_decay = wd;
         self
@@ -223,18 +212,16 @@ impl Optimizer for Sgd {
                     Slot::Cpu(b) => Some(b),
                     _ => None,
                 };
-                let op =
-                    CpuUpdate(RefCell::new(|p: &mut [f32], g: &[f32]| match buf.as_deref_mut() {
-                        None => p.iter_mut().zip(g).for_each(|(p, &g)| *p -= lr * (g + wd * *p)),
-                        Some(buf) => {
-                            for ((p, &g), b) in p.iter_mut().zip(g).zip(buf.iter_mut()) {
-                                let d = g + wd * *p;
-                                *b = if first { d } else { mom * *b + (1.0 - damp) * d };
-                                *p -= lr * if nesterov { d + mom * *b } else { *b };
-                            }
+                kernels::update::update(var, g, |p, g| match buf.as_deref_mut() {
+                    None => p.iter_mut().zip(g).for_each(|(p, &g)| *p -= lr * (g + wd * *p)),
+                    Some(buf) => {
+                        for ((p, &g), b) in p.iter_mut().zip(g).zip(buf.iter_mut()) {
+                            let d = g + wd * *p;
+                            *b = if first { d } else { mom * *b + (1.0 - damp) * d };
+                            *p -= lr * if nesterov { d + mom * *b } else { *b };
                         }
-                    }));
-                var.as_tensor().inplace_op2(&g.contiguous()?, &op)?;
+                    }
+                })?;
             } else {
                 let p = var.as_tensor();
                 let mut d = if wd != 0.0 { (g + (p * wd as f64)?)? } else { g.clone() };
@@ -279,10 +266,15 @@ pub struct Adam {
     m: Vec<Slot>,
     v: Vec<Slot>,
     t: i32,
+    /// Learning rate.
     pub lr: f64,
+    /// Decay of the running mean of the gradient.
     pub beta1: f64,
+    /// Decay of the running mean of its square.
     pub beta2: f64,
+    /// Added to the denominator for stability.
     pub eps: f64,
+    /// Coupled L2 penalty added to the gradient: `g += weight_decay * p`.
     pub weight_decay: f64,
     fused: bool,
 }
@@ -307,11 +299,13 @@ impl Adam {
             fused: true,
         })
     }
+    /// With betas `(beta1, beta2)`.
     pub fn betas(mut self, beta1: f64, beta2: f64) -> Self {
         self.beta1 = beta1;
         self.beta2 = beta2;
         self
     }
+    /// With `eps`.
     pub fn eps(mut self, eps: f64) -> Self {
         self.eps = eps;
         self
@@ -348,7 +342,7 @@ impl Optimizer for Adam {
                 let (Slot::Cpu(m), Slot::Cpu(v)) = (m, v) else {
                     unreachable!("fused state is on the CPU")
                 };
-                let op = CpuUpdate(RefCell::new(|p: &mut [f32], g: &[f32]| {
+                kernels::update::update(var, g, |p, g| {
                     for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut())
                     {
                         let g = g + wd * *p;
@@ -356,8 +350,7 @@ impl Optimizer for Adam {
                         *v = b2f * *v + (1.0 - b2f) * g * g;
                         *p -= step_size * *m / (v.sqrt() / sqrt_bc2 + eps);
                     }
-                }));
-                var.as_tensor().inplace_op2(&g.contiguous()?, &op)?;
+                })?;
             } else {
                 let p = var.as_tensor();
                 let g = if wd != 0.0 { (g + (p * wd as f64)?)? } else { g.clone() };
@@ -413,17 +406,25 @@ impl Optimizer for Adam {
 /// falls, then anneals to `max_lr / div_factor / final_div_factor` while the momentum rises back.
 #[derive(Clone, Copy, Debug)]
 pub struct OneCycle {
+    /// Peak learning rate.
     pub max_lr: f64,
+    /// Optimiser steps the schedule spans.
     pub total_steps: usize,
+    /// Fraction of the steps spent rising to `max_lr`.
     pub pct_start: f64,
+    /// `max_lr / div_factor` is the starting rate.
     pub div_factor: f64,
+    /// The final rate is the starting rate / `final_div_factor`.
     pub final_div_factor: f64,
+    /// Momentum at the peak of the learning rate.
     pub base_momentum: f64,
+    /// Momentum at the start and the end.
     pub max_momentum: f64,
 }
 
 impl OneCycle {
-    /// PyTorch's defaults: `pct_start` 0.3, `div_factor` 25, `final_div_factor` 1e4, momentum 0.85 to 0.95.
+    /// PyTorch's defaults: `pct_start` 0.3, `div_factor` 25, `final_div_factor` 1e4, momentum 0.85
+    /// to 0.95.
     pub fn new(max_lr: f64, total_steps: usize) -> Self {
         OneCycle {
             max_lr,

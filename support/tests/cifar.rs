@@ -2,8 +2,14 @@
 //! clear error for a wrong input size.
 
 use support::candle::{DType, Device, Tensor};
-use support::cifar::{build, MODELS};
+use support::models::{CifarModel, CifarNet};
 use support::nn::Model;
+use support::recipes::cifar::train_or_load;
+
+/// The network the notebook calls `name`.
+fn build(name: &str, seed: u64) -> support::Result<CifarNet> {
+    name.parse::<CifarModel>()?.build(seed)
+}
 
 /// One runs folder for this test process (tests run in parallel; each removes its own files).
 fn runs_dir() -> std::path::PathBuf {
@@ -18,18 +24,18 @@ fn parameter_counts_match_the_original_notebook() {
         12_332_010, 83_126, 99_014, 2_105_562, 1_070_874, 602_010, 269_034, 271_690, 1_517_546,
         1_119_818,
     ];
-    for (name, n) in MODELS.iter().zip(want) {
-        assert_eq!(build(name, 0).unwrap().num_parameters(), n, "{name}");
+    for (model, n) in CifarModel::ALL.into_iter().zip(want) {
+        assert_eq!(model.build(0).unwrap().num_parameters(), n, "{model}");
     }
 }
 
 #[test]
 fn every_model_maps_a_batch_of_images_to_ten_logits_in_both_modes() {
     let x = Tensor::rand(-1f32, 1., (3, 3, 32, 32), &Device::Cpu).unwrap();
-    for name in MODELS {
-        let m = build(name, 0).unwrap();
+    for model in CifarModel::ALL {
+        let m = model.build(0).unwrap();
         for train in [false, true] {
-            assert_eq!(m.forward_t(&x, train).unwrap().dims(), [3, 10], "{name} train={train}");
+            assert_eq!(m.forward_t(&x, train).unwrap().dims(), [3, 10], "{model} train={train}");
         }
     }
 }
@@ -65,7 +71,7 @@ fn wrong_image_size_is_a_clear_error() {
 fn train_or_load_saves_then_resumes() {
     let dir = runs_dir();
     let ds =
-        support::data::load_cifar10(&support::data::data_root(), false).unwrap().take(96).unwrap();
+        support::data::load_cifar10(&support::env::data_dir(), false).unwrap().take(96).unwrap();
     let train = support::data::DataLoader::new(ds.take(64).unwrap(), 32, true, 1).unwrap();
     let val = support::data::DataLoader::new(
         ds.select(&(64..96).collect::<Vec<u32>>()).unwrap(),
@@ -75,20 +81,21 @@ fn train_or_load_saves_then_resumes() {
     )
     .unwrap();
     let a = build("LeNet5", 0).unwrap();
-    let ha = support::cifar::train_or_load("LeNet5", &a, &train, &val, 1).unwrap();
+    let ha = train_or_load(&a, &train, &val, 1).unwrap();
     assert!(dir.join("cifar10/LeNet5-1ep-64.safetensors").exists());
     let b = build("LeNet5", 7).unwrap();
-    let hb = support::cifar::train_or_load("LeNet5", &b, &train, &val, 1).unwrap();
+    let hb = train_or_load(&b, &train, &val, 1).unwrap();
     assert_eq!(ha.train_loss, hb.train_loss);
     assert_eq!(ha.val_accuracy, hb.val_accuracy);
-    let flat = |m: &support::cifar::CifarNet| {
+    let flat = |m: &CifarNet| {
         m.params().named()[0].1.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap()
     };
     assert_eq!(flat(&a), flat(&b), "the loaded weights are the trained ones");
-    // A run on another number of images (quick mode's 4,096 vs the full 40,000) is not taken for it.
+    // A run on another number of images (quick mode's 4,096 vs the full 40,000) is not
+    // taken for it.
     let fewer = support::data::DataLoader::new(ds.take(32).unwrap(), 32, true, 1).unwrap();
     let c = build("LeNet5", 7).unwrap();
-    support::cifar::train_or_load("LeNet5", &c, &fewer, &val, 1).unwrap();
+    train_or_load(&c, &fewer, &val, 1).unwrap();
     assert!(dir.join("cifar10/LeNet5-1ep-32.safetensors").exists());
     assert_ne!(
         flat(&c),
@@ -131,7 +138,7 @@ fn resnet_bn_is_resnet20_with_batch_norm() {
 fn inception_bn_and_the_modern_recipe() {
     let m = build("Inception_BN", 0).unwrap();
     assert_eq!(m.num_parameters(), 1_517_546 - 304 + 2 * 304);
-    let buffer = |m: &support::cifar::CifarNet| {
+    let buffer = |m: &CifarNet| {
         m.params()
             .buffers()
             .iter()
@@ -151,7 +158,7 @@ fn inception_bn_and_the_modern_recipe() {
     assert_eq!(buffer(&m), before, "evaluation mode leaves them");
 
     let dir = runs_dir();
-    let ds = support::data::load_cifar10(&support::data::data_root(), false)
+    let ds = support::data::load_cifar10(&support::env::data_dir(), false)
         .unwrap()
         .take(96)
         .unwrap()
@@ -166,16 +173,11 @@ fn inception_bn_and_the_modern_recipe() {
     )
     .unwrap();
     let a = build("Inception_BN", 0).unwrap();
-    let h = support::cifar::train_modern_or_load("Inception_BN", &a, &train, &val, 2).unwrap();
+    let h = train_or_load(&a, &train, &val, 2).unwrap();
     assert!(h.train_loss.iter().all(|l| l.is_finite()) && h.val_accuracy.len() == 2);
     assert!(dir.join("cifar10/Inception_BN-modern-2ep-64.safetensors").exists());
     let b = build("Inception_BN", 5).unwrap();
-    assert_eq!(
-        support::cifar::train_modern_or_load("Inception_BN", &b, &train, &val, 2)
-            .unwrap()
-            .train_loss,
-        h.train_loss
-    );
+    assert_eq!(train_or_load(&b, &train, &val, 2).unwrap().train_loss, h.train_loss);
     assert_eq!(buffer(&a), buffer(&b), "the running statistics are saved with the weights");
     let _ = std::fs::remove_file(dir.join("cifar10/Inception_BN-modern-2ep-64.safetensors"));
     let _ =

@@ -1,8 +1,11 @@
 //! Conv2d forward and backward against PyTorch (golden/make_golden_conv.py), and the parameter
 //! counts of the CNNs of the notebooks.
 
+// The golden values are pasted as the generating script printed them.
+#![allow(clippy::excessive_precision)]
+
 use support::candle::{Device, Tensor};
-use support::nn::{Conv2d, Model, Params, Sequential};
+use support::nn::{Conv2d, Conv2dConfig, Init, Model, Sequential};
 use support::rng::Rng;
 
 /// x[i] = sin(0.37 i + 0.1) over (1, 2, 4, 5); weight[i] = cos(0.21 i) / 3; bias [0.1, -0.2, 0.3];
@@ -23,21 +26,10 @@ fn check_on(
     out_shape: &[usize],
     want: [&[f32]; 4],
 ) {
-    let mut params = Params::new();
-    let mut conv = Conv2d::new(
-        &mut params,
-        "c",
-        2,
-        3,
-        (3, 3),
-        stride,
-        0,
-        true,
-        &mut Rng::new(0),
-        &Device::Cpu,
-    )
-    .unwrap();
-    conv.padding = padding;
+    let mut init = Init::new(0, &Device::Cpu);
+    let cfg = Conv2dConfig { stride, ..Default::default() };
+    let conv = Conv2d::new(&mut init, "c", 2, 3, (3, 3), cfg).unwrap().with_padding(padding);
+    let params = init.finish();
     let named = params.named();
     named[0]
         .1
@@ -208,10 +200,9 @@ fn conv_asymmetric_padding_matches_pytorch() {
 
 #[test]
 fn conv_init_follows_pytorch_bounds() {
-    let mut params = Params::new();
-    let conv =
-        Conv2d::new(&mut params, "c", 16, 32, (3, 3), 1, 1, true, &mut Rng::new(0), &Device::Cpu)
-            .unwrap();
+    let mut init = Init::new(0, &Device::Cpu);
+    let cfg = Conv2dConfig { padding: 1, ..Default::default() };
+    let conv = Conv2d::new(&mut init, "c", 16, 32, (3, 3), cfg).unwrap();
     let bound = 1.0 / ((16 * 9) as f32).sqrt();
     for t in [&conv.weight, conv.bias.as_ref().unwrap()] {
         let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
@@ -284,7 +275,9 @@ fn batched_conv_matches_candle_and_skips_the_data_gradient() {
     .unwrap();
     let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     for (stride, pad) in [(1, 1), (2, 1), (2, 0), (3, 2)] {
-        let ours = support::conv::conv2d(xv.as_tensor(), w.as_tensor(), stride, pad).unwrap();
+        let ours =
+            support::nn::functional::conv2d(xv.as_tensor(), w.as_tensor(), None, stride, pad)
+                .unwrap();
         let theirs = xv.as_tensor().conv2d(w.as_tensor(), pad, stride, 1, 1).unwrap();
         assert_eq!(ours.dims(), theirs.dims());
         let wgt = Tensor::from_vec(
@@ -307,7 +300,7 @@ fn batched_conv_matches_candle_and_skips_the_data_gradient() {
         }
     }
     // Raw data (not a variable, no op): only the weight gets a gradient.
-    let y = support::conv::conv2d(&x, w.as_tensor(), 1, 1).unwrap();
+    let y = support::nn::functional::conv2d(&x, w.as_tensor(), None, 1, 1).unwrap();
     let grads = y.sum_all().unwrap().backward().unwrap();
     assert!(grads.get(&x).is_none() && grads.get(w.as_tensor()).is_some());
 }
@@ -338,7 +331,9 @@ fn conv_geometry_sweep_forward_and_adjoint() {
                         &Device::Cpu,
                     )
                     .unwrap();
-                    let ours = support::conv::conv2d(x.as_tensor(), &wt, stride, pad).unwrap();
+                    let ours =
+                        support::nn::functional::conv2d(x.as_tensor(), &wt, None, stride, pad)
+                            .unwrap();
                     let theirs = x.as_tensor().conv2d(&wt, pad, stride, 1, 1).unwrap();
                     assert_eq!(ours.dims(), theirs.dims(), "h{h} w{w} k{k} s{stride} p{pad}");
                     let diff = (&ours - &theirs)
@@ -415,7 +410,8 @@ fn depthwise_conv_matches_grouped_conv() {
         )
         .unwrap();
         let ours =
-            support::conv::depthwise_conv2d(x.as_tensor(), wt.as_tensor(), stride, pad).unwrap();
+            support::nn::functional::depthwise_conv2d(x.as_tensor(), wt.as_tensor(), stride, pad)
+                .unwrap();
         let padded = x
             .as_tensor()
             .pad_with_zeros(2, pad.0, pad.1)
@@ -479,14 +475,19 @@ fn fused_conv_relu_equals_conv_then_relu() {
             support::candle::Var::from_vec(rng.uniform_vec(5, -0.3, 0.3), 5, &Device::Cpu).unwrap();
         let bias = with_bias.then(|| b.as_tensor());
         let fused =
-            support::conv::conv2d_relu(x.as_tensor(), w.as_tensor(), bias, stride, pad).unwrap();
+            support::nn::functional::conv2d_relu(x.as_tensor(), w.as_tensor(), bias, stride, pad)
+                .unwrap();
         let plain = match bias {
             Some(b) => {
-                support::conv::conv2d_bias(x.as_tensor(), w.as_tensor(), b, stride, pad).unwrap()
+                support::nn::functional::conv2d(x.as_tensor(), w.as_tensor(), Some(b), stride, pad)
+                    .unwrap()
             }
-            None => support::conv::conv2d(x.as_tensor(), w.as_tensor(), stride, pad).unwrap(),
+            None => {
+                support::nn::functional::conv2d(x.as_tensor(), w.as_tensor(), None, stride, pad)
+                    .unwrap()
+            }
         };
-        let plain = support::act::relu(&plain).unwrap();
+        let plain = support::nn::functional::relu(&plain).unwrap();
         let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert_eq!(flat(&fused), flat(&plain), "output s{stride} p{pad} bias {with_bias}");
         let g = Tensor::from_vec(
@@ -525,7 +526,8 @@ fn grouped_small_maps_match_candle() {
         (9, 3, 4, 6, 3, 2, 1, false),
         (21, 6, 2, 4, 3, 1, 1, false),
         (9, 3, 6, 12, 5, 1, 2, true), // CIFAR LeNet-5's first layer: O = 6 rows against C*K*K = 75
-        (40, 20, 5, 8, 3, 1, 1, false), // per core: groups of 8, 8 and 4 images (the im2col layout changes)
+        // per core: groups of 8, 8 and 4 images (the im2col layout changes)
+        (40, 20, 5, 8, 3, 1, 1, false),
     ] {
         let x = support::candle::Var::from_vec(
             rng.uniform_vec(n * c * hw * hw, -1.0, 1.0),
@@ -542,7 +544,7 @@ fn grouped_small_maps_match_candle() {
         let b =
             support::candle::Var::from_vec(rng.uniform_vec(o, -0.3, 0.3), o, &Device::Cpu).unwrap();
         let ours = if relu {
-            support::conv::conv2d_relu(
+            support::nn::functional::conv2d_relu(
                 x.as_tensor(),
                 w.as_tensor(),
                 Some(b.as_tensor()),
@@ -551,8 +553,14 @@ fn grouped_small_maps_match_candle() {
             )
             .unwrap()
         } else {
-            support::conv::conv2d_bias(x.as_tensor(), w.as_tensor(), b.as_tensor(), stride, pad)
-                .unwrap()
+            support::nn::functional::conv2d(
+                x.as_tensor(),
+                w.as_tensor(),
+                Some(b.as_tensor()),
+                stride,
+                pad,
+            )
+            .unwrap()
         };
         let mut theirs = x
             .as_tensor()
@@ -595,9 +603,10 @@ fn direct_kernels_match_im2col_gemm() {
     let mut rng = Rng::new(23);
     let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     for &(n, c, o, h, w, k, pad, relu, bias) in &[
-        (3usize, 3usize, 6usize, 32usize, 32usize, 5usize, 2usize, true, true), // CIFAR LeNet-5, first layer
-        (2, 6, 16, 16, 16, 5, 0, true, true),                                   // and second
-        (2, 1, 8, 28, 28, 3, 1, true, true), // SimpleCNN, first layer
+        // CIFAR LeNet-5, first layer
+        (3usize, 3usize, 6usize, 32usize, 32usize, 5usize, 2usize, true, true),
+        (2, 6, 16, 16, 16, 5, 0, true, true), // and second
+        (2, 1, 8, 28, 28, 3, 1, true, true),  // SimpleCNN, first layer
         (2, 16, 16, 12, 9, 3, 1, false, false),
         (3, 5, 11, 10, 13, 7, 3, false, true),
         (1, 2, 1, 6, 6, 3, 2, true, false),
@@ -622,12 +631,11 @@ fn direct_kernels_match_im2col_gemm() {
             support::candle::Var::from_vec(rng.uniform_vec(o, -0.3, 0.3), o, &Device::Cpu).unwrap();
         let case = format!("n{n} c{c} o{o} {h}x{w} k{k} p{pad} relu {relu} bias {bias}");
         let run = |direct: bool| {
-            let y = support::conv::conv2d_path(
+            let y = support::internals::conv2d_path(
                 x.as_tensor(),
                 wt.as_tensor(),
                 bias.then_some(b.as_tensor()),
-                1,
-                pad,
+                (1, pad),
                 relu,
                 direct,
             )
@@ -686,7 +694,7 @@ fn default_path_mixes_direct_and_gemm() {
             support::candle::Var::from_vec(rng.uniform_vec(o, -0.3, 0.3), o, &Device::Cpu).unwrap();
         let run = |default: bool| {
             let y = if default {
-                support::conv::conv2d_relu(
+                support::nn::functional::conv2d_relu(
                     x.as_tensor(),
                     wt.as_tensor(),
                     Some(b.as_tensor()),
@@ -695,12 +703,11 @@ fn default_path_mixes_direct_and_gemm() {
                 )
                 .unwrap()
             } else {
-                support::conv::conv2d_path(
+                support::internals::conv2d_path(
                     x.as_tensor(),
                     wt.as_tensor(),
                     Some(b.as_tensor()),
-                    1,
-                    pad,
+                    (1, pad),
                     true,
                     false,
                 )

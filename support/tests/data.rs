@@ -3,7 +3,9 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use support::data::fetch::sha256_file;
 use support::data::*;
+use support::env::{downloads_enabled, DATA_ENV, OFFLINE_ENV};
 
 /// The real data: `$PLAYGROUND_DATA`, else the project's `shared/data` beside the checkout.
 fn real_data() -> PathBuf {
@@ -97,8 +99,9 @@ fn real_files_match_their_published_checksums() {
 
 #[test]
 fn split_is_seeded_disjoint_and_complete() {
-    let ds = Dataset::from_u8((0..100u8).collect(), (0..100u8).map(|i| i % 10).collect(), 1, 1, 1)
-        .unwrap();
+    let ds =
+        Dataset::from_u8((0..100u8).collect(), (0..100u8).map(|i| i % 10).collect(), (1, 1, 1))
+            .unwrap();
     let a = random_split(&ds, &[80, 20], 42).unwrap();
     let b = random_split(&ds, &[80, 20], 42).unwrap();
     let c = random_split(&ds, &[80, 20], 43).unwrap();
@@ -114,7 +117,7 @@ fn split_is_seeded_disjoint_and_complete() {
 
 #[test]
 fn loader_batches_cover_each_sample_once_and_reshuffle_per_epoch() {
-    let ds = Dataset::from_u8((0..10u8).collect(), (0..10u8).collect(), 1, 1, 1).unwrap();
+    let ds = Dataset::from_u8((0..10u8).collect(), (0..10u8).collect(), (1, 1, 1)).unwrap();
     let dl = DataLoader::new(ds.clone(), 4, true, 1).unwrap();
     assert_eq!(dl.num_batches(), 3);
     let epoch = |dl: &DataLoader| -> Vec<u32> {

@@ -1,10 +1,13 @@
 //! Denoising pieces: the original's kernel (values and gradient vs PyTorch, from
 //! golden/make_golden_denoise.py), filtering, SNR, noise, median filter, the training loop.
 
+// The golden values are pasted as the generating script printed them (7 decimals).
+#![allow(clippy::excessive_precision)]
+
 use support::candle::{DType, Device, Tensor, Var};
 use support::data::{DataLoader, Dataset};
-use support::denoise::*;
 use support::optim::Sgd;
+use support::recipes::denoise::*;
 
 fn close(got: &[f32], want: &[f32]) {
     assert_eq!(got.len(), want.len());
@@ -77,7 +80,7 @@ fn snr_by_hand() {
 fn loader() -> NoisyLoader {
     // Smooth images (a ramp over each 4x4 image): averaging neighbours removes noise.
     let clean: Vec<u8> = (0..64 * 16).map(|i| (100 + 10 * ((i % 4) + (i / 4) % 4)) as u8).collect();
-    let ds = Dataset::from_u8(clean, vec![0; 64], 1, 4, 4).unwrap();
+    let ds = Dataset::from_u8(clean, vec![0; 64], (1, 4, 4)).unwrap();
     NoisyLoader::new(DataLoader::new(ds, 16, false, 0).unwrap(), 0.2, 3)
 }
 
@@ -114,11 +117,10 @@ fn learning_alpha_moves_it_toward_a_better_filter_and_kernels_print_like_the_ori
     let a = alpha.clone();
     let losses = train_denoiser(
         &|x| filter_batch(x, &gaussian_kernel(a.as_tensor())?),
-        &[alpha.clone()],
+        std::slice::from_ref(&alpha),
         &l,
         &mut opt,
-        3,
-        0,
+        DenoiserFit { epochs: 3, print_every: 0 },
     )
     .unwrap();
     assert_eq!(losses.len(), 12);

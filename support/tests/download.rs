@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use support::download::fetch_verified;
+use support::data::fetch::fetch_verified;
 
 /// Serves `body` to `n` requests on 127.0.0.1 and returns the URL.
 fn serve(body: &'static [u8], n: usize) -> String {

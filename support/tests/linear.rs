@@ -1,8 +1,11 @@
 //! `support::linear` (the op behind `nn::Linear`) against PyTorch (golden/make_golden_linear.py)
 //! and against candle's own `matmul` on larger shapes, gradients included.
 
+// The golden values are pasted as the generating script printed them.
+#![allow(clippy::excessive_precision)]
+
 use support::candle::{Device, Tensor, Var};
-use support::linear::linear;
+use support::nn::functional::linear;
 use support::rng::Rng;
 
 fn close(what: &str, got: &Tensor, want: &[f32], tol: f32) {

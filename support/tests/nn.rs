@@ -1,7 +1,11 @@
 //! Layers, init, loss and one full training step against PyTorch (golden/make_golden.py).
 
+// The golden values are pasted as the generating script printed them.
+#![allow(clippy::excessive_precision)]
+
 use support::candle::{Device, Tensor};
-use support::nn::{dropout, Model, Sequential};
+use support::nn::functional::dropout;
+use support::nn::{Model, Sequential};
 use support::optim::{Adam, Optimizer};
 use support::rng::Rng;
 use support::train::Loss;
@@ -106,8 +110,10 @@ fn printout_matches_pytorch_repr() {
         .unwrap();
     assert_eq!(
         m.to_string(),
-        "MLP_dropout(\n  (0): Flatten(start_dim=1, end_dim=-1)\n  (1): Linear(in_features=784, out_features=1024, bias=True)\n  \
-         (2): Dropout(p=0.5, inplace=False)\n  (3): ReLU()\n  (4): Linear(in_features=1024, out_features=10, bias=True)\n)"
+        "MLP_dropout(\n  (0): Flatten(start_dim=1, end_dim=-1)\n  \
+         (1): Linear(in_features=784, out_features=1024, bias=True)\n  \
+         (2): Dropout(p=0.5, inplace=False)\n  (3): ReLU()\n  \
+         (4): Linear(in_features=1024, out_features=10, bias=True)\n)"
     );
 }
 
@@ -287,7 +293,7 @@ fn save_and_load_round_trip_and_mismatches_name_the_key() {
 
 #[test]
 fn fence_moves_new_tensor_ids_past_the_parameters() {
-    use support::nn::{fence_tensor_ids, tensor_id};
+    use support::env::{fence_tensor_ids, tensor_id};
     let m = mlp();
     let vars = m.params().vars();
     let max = vars.iter().map(|v| tensor_id(v.as_tensor())).max().unwrap();
@@ -301,7 +307,7 @@ fn fence_moves_new_tensor_ids_past_the_parameters() {
 /// or a bad ordinal is an error that says what to write instead.
 #[test]
 fn device_selection() {
-    use support::parse_device;
+    use support::env::parse_device;
     assert!(parse_device("").unwrap().is_cpu());
     assert!(parse_device(" CPU ").unwrap().is_cpu());
     if !cfg!(feature = "cuda") {
@@ -331,7 +337,7 @@ fn relu_backward_masks_the_gradient() {
     for len in [n, 37] {
         let x = Var::from_vec(xs[..len].to_vec(), len, &Device::Cpu).unwrap();
         let g = Tensor::from_vec(gs[..len].to_vec(), len, &Device::Cpu).unwrap();
-        let y = support::act::relu(x.as_tensor()).unwrap();
+        let y = support::nn::functional::relu(x.as_tensor()).unwrap();
         let grads = y.mul(&g).unwrap().sum_all().unwrap().backward().unwrap();
         let dx = grads.get(x.as_tensor()).unwrap().to_vec1::<f32>().unwrap();
         for (i, d) in dx.iter().enumerate() {

@@ -1,6 +1,9 @@
 //! Optimisers against torch.optim: golden values from `golden/make_golden.py`.
 //! Gradients are injected as loss = sum(p * G), so dloss/dp = G.
 
+// The golden values are pasted as the generating script printed them.
+#![allow(clippy::excessive_precision)]
+
 use support::candle::{Device, Tensor, Var};
 use support::optim::{Adam, Optimizer, Sgd};
 

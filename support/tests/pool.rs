@@ -1,7 +1,10 @@
 //! Pooling forward and backward against PyTorch (golden/make_golden_pool.py).
 
+// The golden values are pasted as the generating script printed them.
+#![allow(clippy::excessive_precision)]
+
 use support::candle::{Device, Tensor, Var};
-use support::pool::{adaptive_avg_pool2d, avg_pool2d, max_pool2d, Pool2d};
+use support::nn::functional::{adaptive_avg_pool2d, avg_pool2d, max_pool2d, Pool2d};
 
 /// x[i] = sin(0.7 i + 0.3) (1 + i / 50); gradient of sum(out * wgt), wgt[j] = cos(0.3 j).
 fn check(
@@ -35,7 +38,7 @@ fn check(
 fn max_k3_s2_p1() {
     check(
         (1, 2, 5, 5),
-        |x| max_pool2d(&x, Pool2d::new(3, 2, 1)),
+        |x| max_pool2d(x, Pool2d::new(3, 2, 1)),
         &[1, 2, 3, 3],
         &[
             0.8583004, 1.0313314, 0.7159910, 1.2070171, 1.2070171, 1.1856433, 1.3814807, 0.9234087,
@@ -57,7 +60,7 @@ fn max_k3_s2_p1() {
 fn max_k3_s1_p1() {
     check(
         (1, 2, 5, 5),
-        |x| max_pool2d(&x, Pool2d::new(3, 1, 1)),
+        |x| max_pool2d(x, Pool2d::new(3, 1, 1)),
         &[1, 2, 5, 5],
         &[
             0.8583004, 1.0313314, 1.0313314, 1.0313314, 0.7159910, 1.2070171, 1.2070171, 1.2070171,
@@ -83,7 +86,7 @@ fn max_k3_s1_p1() {
 fn max_k2_s2() {
     check(
         (1, 2, 5, 5),
-        |x| max_pool2d(&x, Pool2d::new(2, 2, 0)),
+        |x| max_pool2d(x, Pool2d::new(2, 2, 0)),
         &[1, 2, 2, 2],
         &[0.8583004, 1.0313314, 1.2070171, 0.8220819, 1.0198761, 1.3535248, 0.6175804, 1.7261434],
         &[
@@ -101,7 +104,7 @@ fn max_k2_s2() {
 fn avg_k3_s2_p1_count_include_pad() {
     check(
         (1, 2, 5, 5),
-        |x| avg_pool2d(&x, Pool2d::new(3, 2, 1)),
+        |x| avg_pool2d(x, Pool2d::new(3, 2, 1)),
         &[1, 2, 3, 3],
         &[
             -0.0682285, 0.0077727, 0.0772022, -0.2190167, -0.1850680, 0.0884508, -0.0139916,
@@ -123,7 +126,7 @@ fn avg_k3_s2_p1_count_include_pad() {
 fn avg_k2_s1_p1() {
     check(
         (1, 2, 5, 5),
-        |x| avg_pool2d(&x, Pool2d::new(2, 1, 1)),
+        |x| avg_pool2d(x, Pool2d::new(2, 1, 1)),
         &[1, 2, 6, 6],
         &[
             0.0738801, 0.2884552, 0.4724079, 0.4368306, 0.1902245, 0.0112268, -0.0943809,
@@ -153,7 +156,7 @@ fn avg_k2_s1_p1() {
 fn adaptive_avg_3_2() {
     check(
         (1, 2, 5, 5),
-        |x| adaptive_avg_pool2d(&x, (3, 2)),
+        |x| adaptive_avg_pool2d(x, (3, 2)),
         &[1, 2, 3, 2],
         &[
             -0.0983106, 0.1198355, -0.2929149, 0.0145526, -0.0990808, -0.2042673, -0.2257850,
@@ -174,7 +177,7 @@ fn adaptive_avg_3_2() {
 fn max_1_3_s_1_2_p_0_1_on_1x1x3x7() {
     check(
         (1, 1, 3, 7),
-        |x| max_pool2d(&x, Pool2d { kernel: (1, 3), stride: (1, 2), padding: (0, 1) }),
+        |x| max_pool2d(x, Pool2d { kernel: (1, 3), stride: (1, 2), padding: (0, 1) }),
         &[1, 1, 3, 4],
         &[
             0.8583004, 1.0313314, 0.7159910, -0.6730437, -0.4336969, 1.0205239, 1.2070171,

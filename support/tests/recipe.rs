@@ -1,9 +1,9 @@
 //! The "modern recipe" pieces against PyTorch (`tests/golden/make_golden_recipe.py`): label
 //! smoothing, OneCycleLR, BatchNorm2d in training mode; and the crop + flip augmentation.
 
-use support::augment::CropFlip;
 use support::candle::{Device, Tensor, Var};
-use support::nn::{BatchNorm2d, Model, Params, Sequential};
+use support::data::CropFlip;
+use support::nn::{BatchNorm2d, Init, Model, Sequential};
 use support::optim::OneCycle;
 use support::rng::Rng;
 use support::train::Loss;
@@ -86,8 +86,9 @@ fn one_cycle_matches_pytorch() {
 
 #[test]
 fn batchnorm_training_mode_matches_pytorch() {
-    let mut p = Params::new();
-    let bn = BatchNorm2d::new(&mut p, "bn", 3, 1e-5, &Device::Cpu).unwrap();
+    let mut init = Init::new(0, &Device::Cpu);
+    let bn = BatchNorm2d::new(&mut init, "bn", 3, 1e-5).unwrap();
+    let p = init.finish();
     p.named()[0].1.set(&Tensor::new(&[1.0f32, 0.5, 2.0], &Device::Cpu).unwrap()).unwrap();
     p.named()[1].1.set(&Tensor::new(&[0.1f32, -0.2, 0.3], &Device::Cpu).unwrap()).unwrap();
     let x = Var::from_vec(
@@ -174,7 +175,8 @@ fn sequential_batchnorm_counts_parameters_not_buffers() {
 #[test]
 fn crop_flip_moves_pixels_and_pads_with_fill() {
     // One 1x3x3 image 0..9; pad 1. Over many draws every output is a shifted (and maybe mirrored)
-    // copy: each pixel is either the fill or an input value, and the multiset of shifts covers all 9.
+    // copy: each pixel is either the fill or an input value, and the multiset of shifts
+    // covers all 9.
     let img =
         Tensor::from_vec((0..9).map(|v| v as f32).collect::<Vec<_>>(), (1, 1, 3, 3), &Device::Cpu)
             .unwrap();
@@ -203,8 +205,9 @@ fn crop_flip_moves_pixels_and_pads_with_fill() {
 #[test]
 fn batchnorm_with_fused_relu_equals_batchnorm_then_relu() {
     let make = || {
-        let mut p = Params::new();
-        let bn = BatchNorm2d::new(&mut p, "bn", 4, 1e-5, &Device::Cpu).unwrap();
+        let mut init = Init::new(0, &Device::Cpu);
+        let bn = BatchNorm2d::new(&mut init, "bn", 4, 1e-5).unwrap();
+        let p = init.finish();
         p.named()[0].1.set(&Tensor::new(&[1.0f32, -0.5, 2.0, 0.7], &Device::Cpu).unwrap()).unwrap();
         p.named()[1]
             .1
@@ -220,7 +223,7 @@ fn batchnorm_with_fused_relu_equals_batchnorm_then_relu() {
     )
     .unwrap();
     let fused = a.forward_relu_t(x.as_tensor(), true).unwrap();
-    let plain = support::act::relu(&b.forward_t(x.as_tensor(), true).unwrap()).unwrap();
+    let plain = support::nn::functional::relu(&b.forward_t(x.as_tensor(), true).unwrap()).unwrap();
     let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     let zeros = flat(&fused).iter().filter(|v| **v == 0.0).count();
     assert!(zeros > 30 && zeros < 150, "{zeros} clipped outputs");

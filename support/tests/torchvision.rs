@@ -1,11 +1,12 @@
 //! Parity with torchvision: every state_dict tensor is filled from the same integer hash on both
-//! sides (He-uniform scale, so the signal survives depth), the same hashed image goes in, and the logits must match the ones torchvision 0.29
+//! sides (He-uniform scale, so the signal survives depth), the same hashed image goes in, and the
+//! logits must match the ones torchvision 0.29
 //! printed (`tests/golden/make_golden_torchvision.py`). Checks key names, shapes, strides,
 //! paddings, pooling, BatchNorm in eval mode and Inception v3's `transform_input`. Parameter
 //! counts are torchvision's `sum(p.numel() for p in model.parameters())`.
 
+use support::models::{TorchvisionModel, TorchvisionNet};
 use support::nn::Model;
-use support::torchvision::TorchvisionNet;
 use support::{Device, Tensor};
 
 fn key_seed(name: &str) -> u64 {
@@ -57,7 +58,7 @@ fn check(
     norm: f64,
     argmax: usize,
 ) {
-    let model = TorchvisionNet::new(name, &Device::Cpu).unwrap();
+    let model = TorchvisionNet::new(name.parse().unwrap(), &Device::Cpu).unwrap();
     assert_eq!(model.num_parameters(), params, "{name} parameter count");
     let p = model.params();
     for (key, var) in p.named().iter().chain(p.buffers()) {
@@ -170,12 +171,13 @@ fn inception_v3_matches_torchvision() {
 
 #[test]
 fn unknown_model_and_bad_input_are_errors() {
-    assert!(TorchvisionNet::new("ResNet50", &Device::Cpu)
+    assert!("ResNet50"
+        .parse::<TorchvisionModel>()
         .err()
         .unwrap()
         .to_string()
         .contains("no torchvision model `ResNet50`"));
-    let m = TorchvisionNet::new("ResNet18", &Device::Cpu).unwrap();
+    let m = TorchvisionNet::new(TorchvisionModel::ResNet18, &Device::Cpu).unwrap();
     let err = m
         .forward(&Tensor::zeros((1, 1, 64, 64), support::candle::DType::F32, &Device::Cpu).unwrap())
         .unwrap_err()

@@ -1,10 +1,12 @@
 //! The training loop on real MNIST, its error paths, and the figures and tables it produces.
 
 use std::path::{Path, PathBuf};
-use support::data::{load_mnist, DataLoader, DATA_ENV};
+use support::data::{load_mnist, DataLoader};
+use support::env::DATA_ENV;
 use support::nn::{Model, Sequential};
 use support::optim::{Adam, Sgd};
-use support::train::{evaluate_model, prediction_figure, train_model, Loss, Metrics};
+use support::recipes::interpret::{activation_maximization, prediction_figure, ActMaxConfig};
+use support::train::{evaluate_model, fit, FitOptions, Loss, Metrics};
 
 fn real_data() -> PathBuf {
     std::env::var_os(DATA_ENV)
@@ -32,7 +34,14 @@ fn logistic_regression_learns_real_mnist_and_is_reproducible() {
             Sequential::new("LogisticRegression").flatten().linear(784, 10).build(0).unwrap();
         let (loss0, acc0) = evaluate_model(&model, &val, Loss::CrossEntropy).unwrap();
         let mut opt = Sgd::new(model.params().vars(), 0.1).unwrap();
-        let h = train_model(&model, &train, &val, &mut opt, Loss::CrossEntropy, 2, false).unwrap();
+        let h = fit(
+            &model,
+            &train,
+            &mut opt,
+            Loss::CrossEntropy,
+            FitOptions::new(2).validate(&val).verbose(false),
+        )
+        .unwrap();
         (loss0, acc0, h)
     };
     let (loss0, acc0, h) = run();
@@ -47,7 +56,14 @@ fn logistic_regression_learns_real_mnist_and_is_reproducible() {
     let model = Sequential::new("LogisticRegression").flatten().linear(784, 10).build(0).unwrap();
     let other = DataLoader::new(train.dataset.clone(), 64, true, 7).unwrap();
     let mut opt = Sgd::new(model.params().vars(), 0.1).unwrap();
-    let h3 = train_model(&model, &other, &val, &mut opt, Loss::CrossEntropy, 2, false).unwrap();
+    let h3 = fit(
+        &model,
+        &other,
+        &mut opt,
+        Loss::CrossEntropy,
+        FitOptions::new(2).validate(&val).verbose(false),
+    )
+    .unwrap();
     assert_ne!(h.val_loss, h3.val_loss);
 }
 
@@ -62,9 +78,15 @@ fn a_diverging_run_stops_with_an_error_that_says_what_to_do() {
         .build(0)
         .unwrap();
     let mut opt = Sgd::new(model.params().vars(), 1e30).unwrap();
-    let err = train_model(&model, &train, &val, &mut opt, Loss::CrossEntropy, 1, false)
-        .unwrap_err()
-        .to_string();
+    let err = fit(
+        &model,
+        &train,
+        &mut opt,
+        Loss::CrossEntropy,
+        FitOptions::new(1).validate(&val).verbose(false),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
         err.contains("training diverged")
             && err.contains("Lower the learning rate (now 1000000000000000000000000000000)"),
@@ -79,7 +101,14 @@ fn a_diverging_run_stops_with_an_error_that_says_what_to_do() {
         .build(0)
         .unwrap();
     let mut opt = Adam::new(model.params().vars(), 1e-3).unwrap();
-    assert!(train_model(&model, &train, &val, &mut opt, Loss::CrossEntropy, 1, false).is_ok());
+    assert!(fit(
+        &model,
+        &train,
+        &mut opt,
+        Loss::CrossEntropy,
+        FitOptions::new(1).validate(&val).verbose(false)
+    )
+    .is_ok());
 }
 
 #[test]
@@ -87,7 +116,14 @@ fn figures_render_to_png_of_the_expected_size() {
     let (train, val) = mnist_slice(512, 64);
     let model = Sequential::new("LogisticRegression").flatten().linear(784, 10).build(0).unwrap();
     let mut opt = Sgd::new(model.params().vars(), 0.1).unwrap();
-    let h = train_model(&model, &train, &val, &mut opt, Loss::CrossEntropy, 2, false).unwrap();
+    let h = fit(
+        &model,
+        &train,
+        &mut opt,
+        Loss::CrossEntropy,
+        FitOptions::new(2).validate(&val).verbose(false),
+    )
+    .unwrap();
     let curves = h.plot().unwrap();
     assert_eq!((curves.width, curves.height), (640, 440));
     let png = curves.png().unwrap();
@@ -102,15 +138,15 @@ fn figures_render_to_png_of_the_expected_size() {
     let grid = prediction_figure(&model, &val, 17, 6).unwrap();
     assert_eq!(grid.width, 6 * (180 + 10) + 10);
     assert_eq!(grid.height, 3 * (180 + 26 + 10) + 10);
-    assert!(support::plot::image_grid(&[], &[], 1, 10).is_err());
-    assert!(support::plot::loss_curves(&[f64::NAN], &[]).is_err());
+    assert!(support::viz::image_grid(&[], &[], 1, 10).is_err());
+    assert!(support::viz::loss_curves(&[f64::NAN], &[]).is_err());
 }
 
 #[test]
 fn metrics_and_tables() {
     let m = Metrics::new((0.1, 0.9), (0.2, 0.8), (0.3, 0.7));
     assert_eq!(m.test, (0.3, 0.7));
-    let mut t = support::report::Table::new("t", &["a", "b"]);
+    let mut t = support::viz::Table::new("t", &["a", "b"]);
     t.push(vec!["1".into(), "2".into()]).unwrap();
     assert!(t.push(vec!["1".into()]).is_err());
     assert_eq!(t.to_markdown(), "| a | b |\n| --- | --- |\n| 1 | 2 |");
@@ -121,7 +157,10 @@ fn total_variation_by_hand() {
     use support::candle::{Device, Tensor};
     // [[1, 2], [4, 8]]: vertical |4-1| + |8-2| = 9, horizontal |2-1| + |8-4| = 5.
     let x = Tensor::from_slice(&[1f32, 2., 4., 8.], (1, 1, 2, 2), &Device::Cpu).unwrap();
-    assert_eq!(support::train::total_variation(&x).unwrap().to_scalar::<f32>().unwrap(), 14.0);
+    assert_eq!(
+        support::recipes::interpret::total_variation(&x).unwrap().to_scalar::<f32>().unwrap(),
+        14.0
+    );
 }
 
 #[test]
@@ -141,13 +180,25 @@ fn activation_maximization_raises_the_class_logit_and_leaves_the_model_alone() {
         .build(0)
         .unwrap();
     let mut opt = Adam::new(model.params().vars(), 1e-3).unwrap();
-    train_model(&model, &train, &val, &mut opt, Loss::CrossEntropy, 1, false).unwrap();
+    fit(
+        &model,
+        &train,
+        &mut opt,
+        Loss::CrossEntropy,
+        FitOptions::new(1).validate(&val).verbose(false),
+    )
+    .unwrap();
     let before: Vec<f32> =
         model.params().named()[0].1.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
     // Without the TV term the logit of 3 climbs from ~0 to tens (with LeNet's linear dense stack,
     // other logits climb too: the prediction is reported, not forced).
-    let m =
-        support::train::activation_maximization(&model, 3, (1, 28, 28), 100, 5e-2, 0.0, 0).unwrap();
+    let m = activation_maximization(
+        &model,
+        3,
+        (1, 28, 28),
+        ActMaxConfig { steps: 100, lr: 5e-2, tv_weight: 0.0, seed: 0 },
+    )
+    .unwrap();
     assert_eq!(m.losses.len(), 100);
     assert!(m.losses[99] < m.losses[0] - 1.0, "loss {} -> {}", m.losses[0], m.losses[99]);
     let logits =
@@ -161,10 +212,15 @@ fn activation_maximization_raises_the_class_logit_and_leaves_the_model_alone() {
     let argmax = (0..10).max_by(|&a, &b| logits[a].total_cmp(&logits[b])).unwrap();
     assert_eq!(m.predicted, argmax);
     // The TV term makes the image smoother.
-    let smooth =
-        support::train::activation_maximization(&model, 3, (1, 28, 28), 100, 5e-2, 0.2, 0).unwrap();
+    let smooth = activation_maximization(
+        &model,
+        3,
+        (1, 28, 28),
+        ActMaxConfig { steps: 100, lr: 5e-2, tv_weight: 0.2, seed: 0 },
+    )
+    .unwrap();
     let tv = |t: &support::Tensor| {
-        support::train::total_variation(&t.unsqueeze(0).unwrap())
+        support::recipes::interpret::total_variation(&t.unsqueeze(0).unwrap())
             .unwrap()
             .to_scalar::<f32>()
             .unwrap()
@@ -176,10 +232,15 @@ fn activation_maximization_raises_the_class_logit_and_leaves_the_model_alone() {
     assert_eq!(before, after);
     let fig = m.figure().unwrap();
     assert_eq!((fig.width, fig.height), (820, 360));
-    assert!(support::train::activation_maximization(&model, 12, (1, 28, 28), 1, 1e-2, 0.2, 0)
-        .unwrap_err()
-        .to_string()
-        .contains("out of range"));
+    assert!(activation_maximization(
+        &model,
+        12,
+        (1, 28, 28),
+        ActMaxConfig { steps: 1, lr: 1e-2, tv_weight: 0.2, seed: 0 }
+    )
+    .unwrap_err()
+    .to_string()
+    .contains("out of range"));
 }
 
 #[test]
@@ -210,7 +271,7 @@ fn feature_maps_and_panels() {
         model.forward(&x).unwrap().to_vec2::<f32>().unwrap()
     );
     let maps: Vec<Tensor> = (0..6).map(|i| outs[1].get(0).unwrap().get(i).unwrap()).collect();
-    let fig = support::plot::Panels::new()
+    let fig = support::viz::Panels::new()
         .row("Input", &[x.get(0).unwrap()], None, 56)
         .unwrap()
         .row("conv1", &maps, Some((0.0, 1.0)), 56)
@@ -221,8 +282,8 @@ fn feature_maps_and_panels() {
         .unwrap();
     // The widest row is the 120-unit strip, drawn 4 px per unit.
     assert_eq!(fig.width, 120 * 4 + 16);
-    assert!(support::plot::Panels::new().render().is_err());
-    assert!(support::plot::Panels::new().row("empty", &[], None, 10).is_err());
+    assert!(support::viz::Panels::new().render().is_err());
+    assert!(support::viz::Panels::new().row("empty", &[], None, 10).is_err());
     let _ = DType::F32;
 }
 
@@ -236,7 +297,6 @@ fn mlp_run(
     path: Option<&Path>,
 ) -> support::Result<(Vec<f32>, support::train::History)> {
     use support::optim::{OneCycle, Optimizer};
-    use support::train::{train_model_checkpointed, Checkpoint};
     let loader = DataLoader::new(train.dataset.clone(), 64, true, 42)?;
     let model = Sequential::new("MLP")
         .flatten()
@@ -254,34 +314,14 @@ fn mlp_run(
     };
     let schedule = OneCycle::new(0.05, 3 * loader.num_batches());
     let schedule = momentum_one_cycle.then_some(&schedule);
-    let h = match path {
-        Some(path) => train_model_checkpointed(
-            &model,
-            &loader,
-            val,
-            opt.as_mut(),
-            schedule,
-            Loss::CrossEntropy,
-            epochs,
-            false,
-            Checkpoint { path },
-        )?,
-        None => match schedule {
-            Some(s) => support::train::train_model_one_cycle(
-                &model,
-                &loader,
-                val,
-                opt.as_mut(),
-                s,
-                Loss::CrossEntropy,
-                epochs,
-                false,
-            )?,
-            None => {
-                train_model(&model, &loader, val, opt.as_mut(), Loss::CrossEntropy, epochs, false)?
-            }
-        },
-    };
+    let mut opts = FitOptions::new(epochs).validate(val).verbose(false);
+    if let Some(s) = schedule {
+        opts = opts.schedule(s);
+    }
+    if let Some(path) = path {
+        opts = opts.checkpoint(path);
+    }
+    let h = fit(&model, &loader, opt.as_mut(), Loss::CrossEntropy, opts)?;
     let mut weights = Vec::new();
     for v in model.params().vars() {
         weights.extend(v.as_tensor().flatten_all()?.to_vec1::<f32>()?);
@@ -306,7 +346,11 @@ fn a_run_resumed_from_its_checkpoint_ends_exactly_as_the_uninterrupted_run() {
             (&h_whole.train_loss, &h_whole.val_loss, &h_whole.val_accuracy),
             "case {case}"
         );
-        assert_eq!(w_resumed, w_whole, "same weights bit for bit (data order, dropout masks and optimiser state restored), case {case}");
+        assert_eq!(
+            w_resumed, w_whole,
+            "same weights bit for bit (data order, dropout masks and \
+         optimiser state restored), case {case}"
+        );
         // The checkpoint now holds 3 epochs: asking for fewer is refused with what to do.
         let err = mlp_run(&train, &val, 2, case, Some(&path)).unwrap_err().to_string();
         assert!(
@@ -318,37 +362,15 @@ fn a_run_resumed_from_its_checkpoint_ends_exactly_as_the_uninterrupted_run() {
     let model =
         Sequential::new("MLP").flatten().linear(784, 32).relu().linear(32, 10).build(0).unwrap();
     let mut opt = Adam::new(model.params().vars(), 1e-3).unwrap();
-    let ckpt = support::train::Checkpoint { path: &dir.join("run-false.safetensors") };
-    let err = support::train::train_model_checkpointed(
-        &model,
-        &train,
-        &val,
-        &mut opt,
-        None,
-        Loss::CrossEntropy,
-        3,
-        false,
-        ckpt,
-    )
-    .unwrap_err()
-    .to_string();
+    let ckpt = dir.join("run-false.safetensors");
+    let opts = FitOptions::new(3).validate(&val).verbose(false).checkpoint(&ckpt);
+    let err = fit(&model, &train, &mut opt, Loss::CrossEntropy, opts).unwrap_err().to_string();
     assert!(err.contains("has shape [64, 784], the model expects [32, 784]"), "{err}");
     // A file that is not a checkpoint says so.
     std::fs::write(dir.join("junk.safetensors"), b"not a checkpoint").unwrap();
-    let ckpt = support::train::Checkpoint { path: &dir.join("junk.safetensors") };
-    let err = support::train::train_model_checkpointed(
-        &model,
-        &train,
-        &val,
-        &mut opt,
-        None,
-        Loss::CrossEntropy,
-        3,
-        false,
-        ckpt,
-    )
-    .unwrap_err()
-    .to_string();
+    let ckpt = dir.join("junk.safetensors");
+    let opts = FitOptions::new(3).validate(&val).verbose(false).checkpoint(&ckpt);
+    let err = fit(&model, &train, &mut opt, Loss::CrossEntropy, opts).unwrap_err().to_string();
     assert!(
         err.contains("cannot be read") && err.contains("delete it to start the run over"),
         "{err}"

@@ -2,8 +2,7 @@
 //! the same state_dict in torch's zip format and in the legacy pickle format, one weight stored
 //! transposed, an int64 buffer; and loading them into a model by key.
 
-use support::nn::{Linear, Params};
-use support::rng::Rng;
+use support::nn::{Init, Linear};
 use support::Device;
 
 fn fixture(name: &str) -> std::path::PathBuf {
@@ -27,12 +26,14 @@ fn zip_and_legacy_pth_read_the_same_tensors() {
 
 #[test]
 fn a_model_loads_a_pth_by_key_and_ignores_extra_buffers() {
-    let mut p = Params::new();
-    let fc = Linear::new(&mut p, "fc", 3, 2, true, &mut Rng::new(0), &Device::Cpu).unwrap();
+    let mut init = Init::new(0, &Device::Cpu);
+    let fc = Linear::new(&mut init, "fc", 3, 2).unwrap();
+    let p = init.finish();
     p.load(fixture("tiny_zip.pth")).unwrap();
     assert_eq!(fc.weight.to_vec2::<f32>().unwrap(), [[0.0, 2.0, 4.0], [1.0, 3.0, 5.0]]);
-    let mut q = Params::new();
-    Linear::new(&mut q, "head", 3, 2, true, &mut Rng::new(0), &Device::Cpu).unwrap();
+    let mut init = Init::new(0, &Device::Cpu);
+    Linear::new(&mut init, "head", 3, 2).unwrap();
+    let q = init.finish();
     let err = q.load(fixture("tiny_legacy.pth")).unwrap_err().to_string();
     assert!(err.contains("has no tensor `head.weight`"), "{err}");
 }
@@ -46,8 +47,9 @@ fn safetensors_whose_first_byte_looks_like_a_pickle() {
     let path = dir.join("w.safetensors");
     let mut hit = false;
     for len in 1..200 {
-        let mut p = Params::new();
-        Linear::new(&mut p, &"k".repeat(len), 3, 2, true, &mut Rng::new(0), &Device::Cpu).unwrap();
+        let mut init = Init::new(0, &Device::Cpu);
+        Linear::new(&mut init, &"k".repeat(len), 3, 2).unwrap();
+        let p = init.finish();
         p.save(&path).unwrap();
         if std::fs::read(&path).unwrap()[0] == 0x80 {
             let sd = support::weights::read_state_dict(&path).unwrap();

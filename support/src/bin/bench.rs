@@ -10,7 +10,7 @@
 //! labels, 2 warm-up steps, then the mean of 20 steps (batch <= 64) or 5 steps. Inference: the
 //! torchvision architectures, batch 32, random weights, one warm-up pass then the mean of 2.
 //! `bench NAME...` runs only those rows (e.g. `bench cifar_resnet resnet18`); `BENCH_NO_PEER=1`
-//! skips the peer. The timing itself is `support::bench`.
+//! skips the peer. The timing itself is `support::recipes::bench`.
 //!
 //! Rounds: the machine this runs on is shared, and both sides move by 15-35% from one minute
 //! to the next. So the candle rows and the peer run alternately `BENCH_ROUNDS` times (default
@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
-use support::bench::{gflops, time, CASES, INFER};
+use support::recipes::bench::{gflops, time, CASES, INFER};
 use support::Result;
 
 /// Runs the PyTorch peer and returns (header line, model -> ms per step).
@@ -72,7 +72,6 @@ fn torch_peer() -> std::result::Result<(String, HashMap<String, f64>), String> {
 }
 
 fn main() -> Result<()> {
-    support::tune_allocator();
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     println!("candle 0.11.1 on CPU ({threads} threads)");
     let rounds: usize = std::env::var("BENCH_ROUNDS")
@@ -113,8 +112,14 @@ fn main() -> Result<()> {
             }
         }
     }
-    println!("\nbest of {rounds} alternating rounds; the last column is the range of the per-round ratios\n");
-    println!("| model | batch | candle ms | torch ms | ratio (candle/torch) | candle GFLOP/s | torch GFLOP/s | per-round ratios |\n| --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!(
+        "\nbest of {rounds} alternating rounds; the last column is the range of the \
+     per-round ratios\n"
+    );
+    println!(
+        "| model | batch | candle ms | torch ms | ratio (candle/torch) | candle GFLOP/s | \
+     torch GFLOP/s | per-round ratios |\n| --- | --- | --- | --- | --- | --- | --- | --- |"
+    );
     let best = |v: &mut dyn Iterator<Item = f64>| v.fold(f64::INFINITY, f64::min);
     for (i, (name, batch)) in rows.iter().enumerate() {
         let ms = best(&mut candle.iter().map(|r| r[i]));

@@ -7,8 +7,8 @@
 //! with its ImageNet preset (resize 256, crop 224): the pooled 1280 features and the activations
 //! entering its last block, ~1 h on 2 cores. `TRANSFER_BATCH` sets the batch (default 32).
 
-use support::efficientnet::EfficientNetLite;
-use support::transfer::{extract_features_with_block, Backbone};
+use support::models::EfficientNetLite;
+use support::recipes::transfer::{extract_features_with_block, Backbone};
 
 fn main() -> support::Result<()> {
     let batch: usize =

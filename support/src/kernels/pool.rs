@@ -11,16 +11,22 @@
 //!
 //! `ceil_mode` is not supported (none of the notebooks uses it). Input `(N, C, H, W)` f32.
 
-use crate::{error, Device, Result, Tensor};
+use super::slice;
+use crate::{error, Result, Tensor};
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape};
 use rayon::prelude::*;
 use std::sync::Mutex;
 
-/// Kernel, stride and padding of a pooling window, per axis (height, width).
+/// Kernel, stride and padding of a pooling window, per axis (height, width), as the arguments
+/// of PyTorch's `nn.MaxPool2d` / `nn.AvgPool2d`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pool2d {
+    /// Window size (height, width).
     pub kernel: (usize, usize),
+    /// Step between windows (height, width).
     pub stride: (usize, usize),
+    /// Implicit padding on both sides (height, width): -inf for max pooling, zeros counted in
+    /// the divisor for average pooling (`count_include_pad=True`).
     pub padding: (usize, usize),
 }
 
@@ -92,19 +98,14 @@ fn adaptive_spans(size: usize, out: usize) -> Vec<Span> {
         .collect()
 }
 
+/// The f32 data of a contiguous `(N, C, H, W)` CPU storage and its four dimensions.
 fn input4<'a>(
     storage: &'a CpuStorage,
     layout: &Layout,
     name: &str,
 ) -> Result<(&'a [f32], [usize; 4])> {
-    let CpuStorage::F32(data) = storage else {
-        return Err(error(format!("{name}: only f32 tensors are supported")));
-    };
-    let Some((a, b)) = layout.contiguous_offsets() else {
-        return Err(error(format!("{name}: the input must be contiguous")));
-    };
     let (n, c, h, w) = layout.shape().dims4()?;
-    Ok((&data[a..b], [n, c, h, w]))
+    Ok((slice(storage, layout, name)?, [n, c, h, w]))
 }
 
 #[derive(Clone, Copy)]
@@ -132,8 +133,9 @@ impl PoolOp {
 }
 
 /// The output columns `[j0, j1)` whose windows lie wholly inside the input and step evenly
-/// (`cols[j].start = cols[j0].start + (j - j0) * stride`, all of length `k`): `(j0, j1, k, stride)`.
-/// Max pooling runs these columns as one vectorisable loop; the border ones one by one.
+/// (`cols[j].start = cols[j0].start + (j - j0) * stride`, all of length `k`):
+/// `(j0, j1, k, stride)`. Max pooling runs these columns as one vectorisable loop; the border ones
+/// one by one.
 fn regular_band(cols: &[Span]) -> (usize, usize, usize, usize) {
     let k = cols.iter().map(|c| c.end - c.start).max().unwrap_or(0);
     let Some(j0) = cols.iter().position(|c| c.end - c.start == k) else { return (0, 0, 0, 1) };
@@ -182,7 +184,8 @@ fn max_update(best: &mut [f32], at: &mut [u32], src: &[f32], idx0: usize) {
 /// the interior outputs, rows `i0..i1` and columns `j0..j1` whose windows lie inside the plane,
 /// computed as one flat run per window cell (output `q` reads input `q + offset`; on small maps
 /// the per-row loops cost more than the maxima), then the border outputs, those the flat run
-/// got wrong included (its row ends wrap around), one by one. False if `rows`/`cols` are not such a pooling.
+/// got wrong included (its row ends wrap around), one by one. False if `rows`/`cols` are not
+/// such a pooling.
 #[allow(clippy::too_many_arguments)]
 fn max_pool_same_plane(
     xin: &[f32],
@@ -248,7 +251,8 @@ fn max_pool_row(
     let (bo, ba): (&mut [f32], &mut [u32]) = if stride == 1 {
         (&mut o[j0..j1], &mut a[j0..j1])
     } else {
-        (tmp_o.resize(n1, 0.0), tmp_a.resize(n1, 0));
+        tmp_o.resize(n1, 0.0);
+        tmp_a.resize(n1, 0);
         (&mut tmp_o[..n1], &mut tmp_a[..n1])
     };
     bo.fill(f32::NEG_INFINITY);
@@ -366,11 +370,6 @@ impl CustomOp1 for PoolOp {
 
 fn apply(x: &Tensor, kind: Kind, rows: Vec<Span>, cols: Vec<Span>) -> Result<Tensor> {
     let op = PoolOp { kind, rows, cols, argmax: Mutex::new(Vec::new()) };
-    if !x.device().is_cpu() {
-        // On a GPU: pooled on the CPU and moved back (candle's own pools have no padding);
-        // gradients flow through both moves.
-        return x.to_device(&Device::Cpu)?.contiguous()?.apply_op1(op)?.to_device(x.device());
-    }
     x.contiguous()?.apply_op1(op)
 }
 
@@ -381,24 +380,25 @@ fn dims(x: &Tensor, name: &str) -> Result<(usize, usize)> {
     }
 }
 
-/// `torch.nn.functional.max_pool2d(x, kernel, stride, padding)`.
-pub fn max_pool2d(x: &Tensor, cfg: Pool2d) -> Result<Tensor> {
+/// `torch.nn.functional.max_pool2d(x, kernel, stride, padding)` of a CPU f32 tensor.
+pub(crate) fn max_pool2d(x: &Tensor, cfg: Pool2d) -> Result<Tensor> {
     let (h, w) = dims(x, "max_pool2d")?;
     let rows = axis_spans(h, cfg.kernel.0, cfg.stride.0, cfg.padding.0, "height")?;
     let cols = axis_spans(w, cfg.kernel.1, cfg.stride.1, cfg.padding.1, "width")?;
     apply(x, Kind::Max, rows, cols)
 }
 
-/// `torch.nn.functional.avg_pool2d(x, kernel, stride, padding)` with `count_include_pad=True`.
-pub fn avg_pool2d(x: &Tensor, cfg: Pool2d) -> Result<Tensor> {
+/// `torch.nn.functional.avg_pool2d(x, kernel, stride, padding)` with `count_include_pad=True`,
+/// of a CPU f32 tensor.
+pub(crate) fn avg_pool2d(x: &Tensor, cfg: Pool2d) -> Result<Tensor> {
     let (h, w) = dims(x, "avg_pool2d")?;
     let rows = axis_spans(h, cfg.kernel.0, cfg.stride.0, cfg.padding.0, "height")?;
     let cols = axis_spans(w, cfg.kernel.1, cfg.stride.1, cfg.padding.1, "width")?;
     apply(x, Kind::Avg, rows, cols)
 }
 
-/// `torch.nn.functional.adaptive_avg_pool2d(x, (out_h, out_w))`.
-pub fn adaptive_avg_pool2d(x: &Tensor, out: (usize, usize)) -> Result<Tensor> {
+/// `torch.nn.functional.adaptive_avg_pool2d(x, (out_h, out_w))` of a CPU f32 tensor.
+pub(crate) fn adaptive_avg_pool2d(x: &Tensor, out: (usize, usize)) -> Result<Tensor> {
     let (h, w) = dims(x, "adaptive_avg_pool2d")?;
     if out.0 == 0 || out.1 == 0 {
         return Err(error("adaptive_avg_pool2d: the output size must be positive"));

@@ -17,12 +17,14 @@
 //! Parameter names follow the original classes' attributes (`conv1.weight`, `dense1.bias`, ...)
 //! for the custom networks, and `Sequential` indices for the others.
 
-use crate::act::ReLU;
-use crate::nn::{dropout, dropout_stream, BatchNorm2d, Conv2d, Linear, Model, Params, Sequential};
-use crate::pool::{max_pool2d, Pool2d};
+use crate::nn::functional::{adaptive_avg_pool2d, max_pool2d, relu, Pool2d};
+use crate::nn::{dropout_rng, BatchNorm2d, Conv2d, Conv2dConfig, Dropout, Init, Linear, Model};
+use crate::nn::{Params, Sequential};
 use crate::rng::Rng;
-use crate::{error, Device, Result, Tensor};
+use crate::{error, Result, Tensor};
 use std::cell::RefCell;
+use std::fmt;
+use std::str::FromStr;
 
 /// `Flatten -> Linear(3072, 4000) -> ReLU -> Dropout(0.5) -> Linear(4000, 10)`.
 pub fn fcn(seed: u64) -> Result<Sequential> {
@@ -132,18 +134,14 @@ pub fn resnet_plain(seed: u64) -> Result<Sequential> {
     b.avg_pool2d(8, 8, 0).flatten().linear(64, 10).build(seed)
 }
 
-/// Shared plumbing of the hand-written networks: parameters, init stream, dropout stream.
+/// Shared plumbing of the hand-written networks: their [`Init`] on [`crate::env::device`].
 struct Parts {
-    params: Params,
-    rng: Rng,
-    device: Device,
+    init: Init,
 }
 
 impl Parts {
-    /// On [`crate::device`] (the CPU unless `PLAYGROUND_DEVICE` says otherwise).
     fn new(seed: u64) -> Result<Self> {
-        crate::tune_allocator();
-        Ok(Parts { params: Params::new(), rng: Rng::new(seed), device: crate::device()? })
+        Ok(Parts { init: Init::new(seed, &crate::env::device()?) })
     }
     fn conv(
         &mut self,
@@ -151,71 +149,39 @@ impl Parts {
         cin: usize,
         cout: usize,
         k: usize,
-        stride: usize,
-        pad: usize,
+        cfg: Conv2dConfig,
     ) -> Result<Conv2d> {
-        Conv2d::new(
-            &mut self.params,
-            name,
-            cin,
-            cout,
-            (k, k),
-            stride,
-            pad,
-            true,
-            &mut self.rng,
-            &self.device,
-        )
+        Conv2d::new(&mut self.init, name, cin, cout, (k, k), cfg)
     }
     /// A convolution + ReLU, with BatchNorm (`{name}_bn`) and no conv bias when `bn`.
-    #[allow(clippy::too_many_arguments)]
     fn unit(
         &mut self,
         name: &str,
-        cin: usize,
-        cout: usize,
+        (cin, cout): (usize, usize),
         k: usize,
-        stride: usize,
-        pad: usize,
+        (stride, padding): (usize, usize),
         bn: bool,
     ) -> Result<Unit> {
-        if !bn {
-            return Ok(Unit { conv: self.conv(name, cin, cout, k, stride, pad)?, bn: None });
-        }
-        let conv = Conv2d::new(
-            &mut self.params,
-            name,
-            cin,
-            cout,
-            (k, k),
-            stride,
-            pad,
-            false,
-            &mut self.rng,
-            &self.device,
-        )?;
-        Ok(Unit {
-            conv,
-            bn: Some(BatchNorm2d::new(
-                &mut self.params,
-                &format!("{name}_bn"),
-                cout,
-                1e-5,
-                &self.device,
-            )?),
-        })
+        let conv = self.conv(name, cin, cout, k, Conv2dConfig { stride, padding, bias: !bn })?;
+        let bn = if bn {
+            Some(BatchNorm2d::new(&mut self.init, &format!("{name}_bn"), cout, 1e-5)?)
+        } else {
+            None
+        };
+        Ok(Unit { conv, bn })
     }
     fn linear(&mut self, name: &str, i: usize, o: usize) -> Result<Linear> {
-        Linear::new(&mut self.params, name, i, o, true, &mut self.rng, &self.device)
+        Linear::new(&mut self.init, name, i, o)
     }
 }
 
+/// `Conv2dConfig` with a bias, `stride` and `padding`.
+fn cfg(stride: usize, padding: usize) -> Conv2dConfig {
+    Conv2dConfig { stride, padding, bias: true }
+}
+
 fn drop(x: &Tensor, p: f32, train: bool, rng: &RefCell<Rng>) -> Result<Tensor> {
-    if train {
-        dropout(x, p, &mut rng.borrow_mut())
-    } else {
-        Ok(x.clone())
-    }
+    Dropout { p }.forward_t(x, train, rng)
 }
 
 /// VGG2 exactly as the original's forward runs it: conv1, conv2, pool, dropout1, **conv2
@@ -234,17 +200,18 @@ pub struct Vgg2 {
 }
 
 impl Vgg2 {
+    /// The original's VGG2 (1,070,874 parameters) with PyTorch's default init from `seed`.
     pub fn new(seed: u64) -> Result<Self> {
         let mut p = Parts::new(seed)?;
         Ok(Vgg2 {
-            conv1: p.conv("conv1", 3, 16, 3, 1, 1)?,
-            conv2: p.conv("conv2", 16, 16, 3, 1, 1)?,
-            conv3: p.conv("conv3", 16, 32, 3, 1, 1)?,
-            conv4: p.conv("conv4", 32, 32, 3, 1, 1)?,
+            conv1: p.conv("conv1", 3, 16, 3, cfg(1, 1))?,
+            conv2: p.conv("conv2", 16, 16, 3, cfg(1, 1))?,
+            conv3: p.conv("conv3", 16, 32, 3, cfg(1, 1))?,
+            conv4: p.conv("conv4", 32, 32, 3, cfg(1, 1))?,
             dense1: p.linear("dense1", 2048, 512)?,
             dense2: p.linear("dense2", 512, 10)?,
-            params: p.params,
-            dropout_rng: dropout_stream(seed),
+            params: p.init.finish(),
+            dropout_rng: dropout_rng(seed),
         })
     }
 }
@@ -254,9 +221,11 @@ impl Model for Vgg2 {
         let pool = Pool2d::new(2, 2, 0);
         let x = self.conv2.forward_relu(&self.conv1.forward_relu(x)?)?;
         let x = drop(&max_pool2d(&x, pool)?, 0.5, train, &self.dropout_rng)?;
-        let x = self.conv3.forward_relu(&self.conv2.forward_relu(&x)?)?; // conv2 again (original's bug)
+        // conv2 again (the original's slip)
+        let x = self.conv3.forward_relu(&self.conv2.forward_relu(&x)?)?;
         let x = drop(&max_pool2d(&x, pool)?, 0.5, train, &self.dropout_rng)?.flatten_from(1)?;
-        let x = drop(&self.dense1.forward(&x)?.apply(&ReLU)?, 0.5, train, &self.dropout_rng)?; // dropout2 again
+        // dropout2 again
+        let x = drop(&relu(&self.dense1.forward(&x)?)?, 0.5, train, &self.dropout_rng)?;
         self.dense2.forward(&x)
     }
     fn params(&self) -> &Params {
@@ -285,6 +254,8 @@ pub struct ResNet {
 }
 
 impl ResNet {
+    /// The original's residual network (271,690 parameters) with PyTorch's default
+    /// init from `seed`.
     pub fn new(seed: u64) -> Result<Self> {
         ResNet::build(seed, false)
     }
@@ -296,7 +267,7 @@ impl ResNet {
 
     fn build(seed: u64, bn: bool) -> Result<Self> {
         let mut p = Parts::new(seed)?;
-        let conv0 = p.unit("conv0", 3, 16, 3, 1, 1, bn)?;
+        let conv0 = p.unit("conv0", (3, 16), 3, (1, 1), bn)?;
         let mut convs = Vec::with_capacity(18);
         let mut cin = 16;
         for (stage, cout) in [16, 32, 64].into_iter().enumerate() {
@@ -304,20 +275,18 @@ impl ResNet {
                 let stride = if j == 0 && stage > 0 { 2 } else { 1 };
                 convs.push(p.unit(
                     &format!("conv{}{}", stage + 1, j + 1),
-                    cin,
-                    cout,
+                    (cin, cout),
                     3,
-                    stride,
-                    1,
+                    (stride, 1),
                     bn,
                 )?);
                 cin = cout;
             }
         }
-        let res1 = p.unit("res1", 16, 32, 1, 2, 0, bn)?;
-        let res2 = p.unit("res2", 32, 64, 1, 2, 0, bn)?;
+        let res1 = p.unit("res1", (16, 32), 1, (2, 0), bn)?;
+        let res2 = p.unit("res2", (32, 64), 1, (2, 0), bn)?;
         let fc = p.linear("fc", 64, 10)?;
-        Ok(ResNet { conv0, convs, res1, res2, fc, params: p.params, bn })
+        Ok(ResNet { conv0, convs, res1, res2, fc, params: p.init.finish(), bn })
     }
 }
 
@@ -338,11 +307,11 @@ impl Model for ResNet {
                 let c = &self.convs[stage * 6 + 2 * k..];
                 let h = c[0].forward(&x, train)?;
                 let shortcut = if k == 0 { &skip } else { &x };
-                x = (c[1].forward_linear(&h, train)? + shortcut)?.apply(&ReLU)?;
+                x = relu(&(c[1].forward_linear(&h, train)? + shortcut)?)?;
             }
         }
         let pooled = if self.bn {
-            crate::pool::adaptive_avg_pool2d(&x, (1, 1))?
+            adaptive_avg_pool2d(&x, (1, 1))?
         } else {
             max_pool2d(&x, Pool2d::new(8, 8, 0))?
         };
@@ -424,7 +393,8 @@ impl Inception {
     }
 
     /// [`Inception::v1`] with BatchNorm after every convolution (convolutions without bias):
-    /// the architecture of the notebook's modern-recipe section (1,517,850 parameters: the 304 conv biases replaced by 608 BatchNorm weights and shifts).
+    /// the architecture of the notebook's modern-recipe section (1,517,850 parameters: the 304 conv
+    /// biases replaced by 608 BatchNorm weights and shifts).
     /// No dropout in the head (see `head_dropout`).
     pub fn v1_bn(seed: u64) -> Result<Self> {
         Inception::first("Inception_BN", seed, true)
@@ -432,24 +402,24 @@ impl Inception {
 
     fn first(name: &'static str, seed: u64, bn: bool) -> Result<Self> {
         let mut p = Parts::new(seed)?;
-        let stem = p.unit("stem", 3, 16, 3, 1, 1, bn)?;
+        let stem = p.unit("stem", (3, 16), 3, (1, 1), bn)?;
         let mut blocks = Vec::new();
         for (b, (cin, cout)) in [(16, 32), (112, 64)].into_iter().enumerate() {
             let n = |s: &str| format!("block{}.{s}", b + 1);
             blocks.push(vec![
                 Branch {
                     reduce: None,
-                    conv: Some(p.unit(&n("conv1x1"), cin, cout, 1, 1, 0, bn)?),
+                    conv: Some(p.unit(&n("conv1x1"), (cin, cout), 1, (1, 0), bn)?),
                     pool_first: false,
                 },
                 Branch {
                     reduce: None,
-                    conv: Some(p.unit(&n("conv3x3"), cin, cout, 3, 1, 1, bn)?),
+                    conv: Some(p.unit(&n("conv3x3"), (cin, cout), 3, (1, 1), bn)?),
                     pool_first: false,
                 },
                 Branch {
                     reduce: None,
-                    conv: Some(p.unit(&n("conv5x5"), cin, cout, 5, 1, 2, bn)?),
+                    conv: Some(p.unit(&n("conv5x5"), (cin, cout), 5, (1, 2), bn)?),
                     pool_first: false,
                 },
                 Branch { reduce: None, conv: None, pool_first: true },
@@ -464,9 +434,9 @@ impl Inception {
             blocks,
             fc1,
             fc2,
-            params: p.params,
+            params: p.init.finish(),
             head_dropout,
-            dropout_rng: dropout_stream(seed),
+            dropout_rng: dropout_rng(seed),
         })
     }
 
@@ -474,21 +444,21 @@ impl Inception {
     /// channels out), blocks 2 and 3 with 1x1 reductions and pool projections (288, 544).
     pub fn v2(seed: u64) -> Result<Self> {
         let mut p = Parts::new(seed)?;
-        let stem = p.unit("stem", 3, 16, 3, 1, 1, false)?;
+        let stem = p.unit("stem", (3, 16), 3, (1, 1), false)?;
         let block1 = vec![
             Branch {
                 reduce: None,
-                conv: Some(p.unit("block1.conv1x1", 16, 32, 1, 1, 0, false)?),
+                conv: Some(p.unit("block1.conv1x1", (16, 32), 1, (1, 0), false)?),
                 pool_first: false,
             },
             Branch {
                 reduce: None,
-                conv: Some(p.unit("block1.conv3x3", 16, 32, 3, 1, 1, false)?),
+                conv: Some(p.unit("block1.conv3x3", (16, 32), 3, (1, 1), false)?),
                 pool_first: false,
             },
             Branch {
                 reduce: None,
-                conv: Some(p.unit("block1.conv5x5", 16, 16, 5, 1, 2, false)?),
+                conv: Some(p.unit("block1.conv5x5", (16, 16), 5, (1, 2), false)?),
                 pool_first: false,
             },
             Branch { reduce: None, conv: None, pool_first: true },
@@ -504,21 +474,21 @@ impl Inception {
             blocks.push(vec![
                 Branch {
                     reduce: None,
-                    conv: Some(p.unit(&n("conv1x1"), cin, c1, 1, 1, 0, false)?),
+                    conv: Some(p.unit(&n("conv1x1"), (cin, c1), 1, (1, 0), false)?),
                     pool_first: false,
                 },
                 Branch {
-                    reduce: Some(p.unit(&n("reduce3x3"), cin, r3, 1, 1, 0, false)?),
-                    conv: Some(p.unit(&n("conv3x3"), r3, c3, 3, 1, 1, false)?),
+                    reduce: Some(p.unit(&n("reduce3x3"), (cin, r3), 1, (1, 0), false)?),
+                    conv: Some(p.unit(&n("conv3x3"), (r3, c3), 3, (1, 1), false)?),
                     pool_first: false,
                 },
                 Branch {
-                    reduce: Some(p.unit(&n("reduce5x5"), cin, r5, 1, 1, 0, false)?),
-                    conv: Some(p.unit(&n("conv5x5"), r5, c5, 5, 1, 2, false)?),
+                    reduce: Some(p.unit(&n("reduce5x5"), (cin, r5), 1, (1, 0), false)?),
+                    conv: Some(p.unit(&n("conv5x5"), (r5, c5), 5, (1, 2), false)?),
                     pool_first: false,
                 },
                 Branch {
-                    reduce: Some(p.unit(&n("pool_proj"), cin, pp, 1, 1, 0, false)?),
+                    reduce: Some(p.unit(&n("pool_proj"), (cin, pp), 1, (1, 0), false)?),
                     conv: None,
                     pool_first: true,
                 },
@@ -532,12 +502,13 @@ impl Inception {
             blocks,
             fc1,
             fc2,
-            params: p.params,
+            params: p.init.finish(),
             head_dropout: 0.5,
-            dropout_rng: dropout_stream(seed),
+            dropout_rng: dropout_rng(seed),
         })
     }
 
+    /// The notebook's name of the network ("Inception", "Inception2", "Inception_BN").
     pub fn name(&self) -> &str {
         self.name
     }
@@ -559,12 +530,7 @@ impl Model for Inception {
                 x.dim(1)?
             )));
         }
-        let x = drop(
-            &self.fc1.forward(&x)?.apply(&ReLU)?,
-            self.head_dropout,
-            train,
-            &self.dropout_rng,
-        )?;
+        let x = drop(&relu(&self.fc1.forward(&x)?)?, self.head_dropout, train, &self.dropout_rng)?;
         self.fc2.forward(&x)
     }
     fn params(&self) -> &Params {
@@ -575,198 +541,192 @@ impl Model for Inception {
     }
 }
 
-/// One of the ten networks: a concrete type (no `Box<dyn Model>`) on purpose. In evcxr every
-/// cell links its own copy of candle; a trait object built in one cell would run its forward
-/// pass with that cell's tensor-id counter while the training cell uses its own, and the two
-/// number their tensors alike (backward then mixes gradients up). An enum's methods compile
-/// into the cell that calls them.
-pub enum CifarNet {
+/// The networks of the CIFAR-10 notebook by name: the original's ten, in its order
+/// ([`CifarModel::ALL`]), and the two of its modern-recipe section ([`CifarModel::MODERN`]).
+/// `"VGG2".parse::<CifarModel>()` and `CifarModel::Vgg2.to_string()` use the notebook's names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CifarModel {
+    /// `FCN`: flatten, one hidden layer of 4,000 units, dropout.
+    Fcn,
+    /// `LeNet5`: two 5x5 convolution + pool stages, three dense layers.
+    LeNet5,
+    /// `AlexNet`: five convolutions (7x7, 5x5, three 3x3), three dense layers.
+    AlexNet,
+    /// `VGG1`: one VGG block.
+    Vgg1,
+    /// `VGG2`: two VGG blocks as the original's forward runs them (its slips kept).
+    Vgg2,
+    /// `VGG3`: three VGG blocks.
+    Vgg3,
+    /// `ResNet_plain`: the 20-layer CIFAR ResNet layout without skip connections.
+    ResNetPlain,
+    /// `ResNet`: the same with its skips (the original's variant: global max pool).
+    ResNet,
+    /// `Inception`: two Inception blocks without reductions.
+    Inception,
+    /// `Inception2`: three Inception blocks, the last two with 1x1 reductions.
+    Inception2,
+    /// `Inception_BN`: `Inception` with BatchNorm, for the modern recipe.
+    InceptionBn,
+    /// `ResNet_BN`: the standard ResNet-20 of He et al. (BatchNorm), for the modern recipe.
+    ResNetBn,
+}
+
+/// How a CIFAR network is trained in the notebook (see `recipes::cifar`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recipe {
+    /// The original's: Adam at [`CifarModel::learning_rate`], cross-entropy, no augmentation.
+    Original,
+    /// The modern-recipe section's: crop + flip, one-cycle Adam peaking at
+    /// [`CifarModel::learning_rate`], label smoothing 0.1.
+    Modern,
+}
+
+impl CifarModel {
+    /// The original notebook's ten networks, in its order.
+    pub const ALL: [CifarModel; 10] = [
+        CifarModel::Fcn,
+        CifarModel::LeNet5,
+        CifarModel::AlexNet,
+        CifarModel::Vgg1,
+        CifarModel::Vgg2,
+        CifarModel::Vgg3,
+        CifarModel::ResNetPlain,
+        CifarModel::ResNet,
+        CifarModel::Inception,
+        CifarModel::Inception2,
+    ];
+
+    /// The modern-recipe section's two networks.
+    pub const MODERN: [CifarModel; 2] = [CifarModel::InceptionBn, CifarModel::ResNetBn];
+
+    /// The name the notebook gives it ("ResNet_plain", ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            CifarModel::Fcn => "FCN",
+            CifarModel::LeNet5 => "LeNet5",
+            CifarModel::AlexNet => "AlexNet",
+            CifarModel::Vgg1 => "VGG1",
+            CifarModel::Vgg2 => "VGG2",
+            CifarModel::Vgg3 => "VGG3",
+            CifarModel::ResNetPlain => "ResNet_plain",
+            CifarModel::ResNet => "ResNet",
+            CifarModel::Inception => "Inception",
+            CifarModel::Inception2 => "Inception2",
+            CifarModel::InceptionBn => "Inception_BN",
+            CifarModel::ResNetBn => "ResNet_BN",
+        }
+    }
+
+    /// How the notebook trains it.
+    pub fn recipe(self) -> Recipe {
+        match self {
+            CifarModel::InceptionBn | CifarModel::ResNetBn => Recipe::Modern,
+            _ => Recipe::Original,
+        }
+    }
+
+    /// The learning rate of its recipe: the original's Adam rate (5e-4 for the two ResNets, 1e-3
+    /// for the others), or the peak of the modern recipe's one-cycle schedule (2e-3; 4e-3 was
+    /// too high for Inception_BN: the training loss stalled while the rate rose past ~2.5e-3,
+    /// 0.834 validation accuracy).
+    pub fn learning_rate(self) -> f64 {
+        match self {
+            CifarModel::ResNetPlain | CifarModel::ResNet => 5e-4,
+            CifarModel::InceptionBn | CifarModel::ResNetBn => 2e-3,
+            _ => 1e-3,
+        }
+    }
+
+    /// The network with PyTorch's default init drawn from `seed`, on [`crate::env::device`].
+    pub fn build(self, seed: u64) -> Result<CifarNet> {
+        let net = match self {
+            CifarModel::Fcn => Net::Sequential(fcn(seed)?),
+            CifarModel::LeNet5 => Net::Sequential(lenet5(seed)?),
+            CifarModel::AlexNet => Net::Sequential(alexnet(seed)?),
+            CifarModel::Vgg1 => Net::Sequential(vgg1(seed)?),
+            CifarModel::Vgg2 => Net::Vgg2(Vgg2::new(seed)?),
+            CifarModel::Vgg3 => Net::Sequential(vgg3(seed)?),
+            CifarModel::ResNetPlain => Net::Sequential(resnet_plain(seed)?),
+            CifarModel::ResNet => Net::ResNet(ResNet::new(seed)?),
+            CifarModel::Inception => Net::Inception(Inception::v1(seed)?),
+            CifarModel::Inception2 => Net::Inception(Inception::v2(seed)?),
+            CifarModel::InceptionBn => Net::Inception(Inception::v1_bn(seed)?),
+            CifarModel::ResNetBn => Net::ResNet(ResNet::with_batch_norm(seed)?),
+        };
+        Ok(CifarNet { kind: self, net })
+    }
+}
+
+impl fmt::Display for CifarModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for CifarModel {
+    type Err = crate::Error;
+
+    /// The notebook's name of a network ("VGG2", "ResNet_plain", "Inception_BN", ...).
+    fn from_str(name: &str) -> Result<Self> {
+        let all = CifarModel::ALL.iter().chain(&CifarModel::MODERN);
+        if let Some(m) = all.clone().find(|m| m.name() == name) {
+            return Ok(*m);
+        }
+        let names: Vec<&str> = all.map(|m| m.name()).collect();
+        Err(error(format!("no CIFAR model called `{name}`; the models are {}", names.join(", "))))
+    }
+}
+
+/// A built CIFAR network and which one it is: a concrete type (no `Box<dyn Model>`) on purpose.
+/// In evcxr every cell links its own copy of candle; a trait object built in one cell would run
+/// its forward pass with that cell's tensor-id counter while the training cell uses its own, and
+/// the two number their tensors alike (backward then mixes gradients up). An enum's methods
+/// compile into the cell that calls them.
+pub struct CifarNet {
+    kind: CifarModel,
+    net: Net,
+}
+
+enum Net {
     Sequential(Sequential),
     Vgg2(Vgg2),
     ResNet(ResNet),
     Inception(Inception),
 }
 
+impl CifarNet {
+    /// Which network this is.
+    pub fn kind(&self) -> CifarModel {
+        self.kind
+    }
+}
+
 impl Model for CifarNet {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        match self {
-            CifarNet::Sequential(m) => m.forward_t(x, train),
-            CifarNet::Vgg2(m) => m.forward_t(x, train),
-            CifarNet::ResNet(m) => m.forward_t(x, train),
-            CifarNet::Inception(m) => m.forward_t(x, train),
+        match &self.net {
+            Net::Sequential(m) => m.forward_t(x, train),
+            Net::Vgg2(m) => m.forward_t(x, train),
+            Net::ResNet(m) => m.forward_t(x, train),
+            Net::Inception(m) => m.forward_t(x, train),
         }
     }
 
     fn params(&self) -> &Params {
-        match self {
-            CifarNet::Sequential(m) => m.params(),
-            CifarNet::Vgg2(m) => m.params(),
-            CifarNet::ResNet(m) => m.params(),
-            CifarNet::Inception(m) => m.params(),
+        match &self.net {
+            Net::Sequential(m) => m.params(),
+            Net::Vgg2(m) => m.params(),
+            Net::ResNet(m) => m.params(),
+            Net::Inception(m) => m.params(),
         }
     }
 
     fn dropout_rng(&self) -> Option<&RefCell<Rng>> {
-        match self {
-            CifarNet::Sequential(m) => m.dropout_rng(),
-            CifarNet::Vgg2(m) => m.dropout_rng(),
-            CifarNet::ResNet(m) => m.dropout_rng(),
-            CifarNet::Inception(m) => m.dropout_rng(),
+        match &self.net {
+            Net::Sequential(m) => m.dropout_rng(),
+            Net::Vgg2(m) => m.dropout_rng(),
+            Net::ResNet(m) => m.dropout_rng(),
+            Net::Inception(m) => m.dropout_rng(),
         }
     }
-}
-
-/// Every model of the notebook by its name there: FCN, LeNet5, AlexNet, VGG1, VGG2, VGG3,
-/// ResNet_plain, ResNet, Inception, Inception2; and Inception_BN and ResNet_BN, the
-/// modern-recipe section's.
-pub fn build(name: &str, seed: u64) -> Result<CifarNet> {
-    Ok(match name {
-        "FCN" => CifarNet::Sequential(fcn(seed)?),
-        "LeNet5" => CifarNet::Sequential(lenet5(seed)?),
-        "AlexNet" => CifarNet::Sequential(alexnet(seed)?),
-        "VGG1" => CifarNet::Sequential(vgg1(seed)?),
-        "VGG2" => CifarNet::Vgg2(Vgg2::new(seed)?),
-        "VGG3" => CifarNet::Sequential(vgg3(seed)?),
-        "ResNet_plain" => CifarNet::Sequential(resnet_plain(seed)?),
-        "ResNet" => CifarNet::ResNet(ResNet::new(seed)?),
-        "Inception" => CifarNet::Inception(Inception::v1(seed)?),
-        "Inception2" => CifarNet::Inception(Inception::v2(seed)?),
-        "Inception_BN" => CifarNet::Inception(Inception::v1_bn(seed)?),
-        "ResNet_BN" => CifarNet::ResNet(ResNet::with_batch_norm(seed)?),
-        other => {
-            return Err(error(format!(
-                "no CIFAR model called `{other}`; the models are {}",
-                MODELS.join(", ")
-            )))
-        }
-    })
-}
-
-/// The names [`build`] knows, in the notebook's order.
-pub const MODELS: [&str; 10] = [
-    "FCN", "LeNet5", "AlexNet", "VGG1", "VGG2", "VGG3", "ResNet_plain", "ResNet", "Inception",
-    "Inception2",
-];
-
-/// The learning rate the original trains `name` with: 5e-4 for the two ResNets, 1e-3 otherwise
-/// (Adam, no weight decay, 25 epochs for all).
-pub fn learning_rate(name: &str) -> f64 {
-    if name.starts_with("ResNet") {
-        5e-4
-    } else {
-        1e-3
-    }
-}
-
-/// Where finished training runs are kept: `$PLAYGROUND_RUNS`, else `runs/` at the top of the repository.
-pub fn runs_dir() -> std::path::PathBuf {
-    crate::repo_folder("PLAYGROUND_RUNS", "runs")
-}
-
-/// Trains `model` (called `name`) as the notebook does: Adam at [`learning_rate`]`(name)`,
-/// cross-entropy, `epochs` epochs, printing the original's log. When `runs_dir()/cifar10` holds a
-/// finished run of the same model with the same number of epochs on a training set of the same
-/// size (saved by this function, e.g. from the `cifar_train` binary running in the background),
-/// it loads those weights and that history instead, says so and prints the saved log: a
-/// five-hour notebook can be assembled from runs made separately. What it trains, it saves.
-pub fn train_or_load(
-    name: &str,
-    model: &CifarNet,
-    train: &crate::data::DataLoader,
-    val: &crate::data::DataLoader,
-    epochs: usize,
-) -> Result<crate::train::History> {
-    let stem = format!("{name}-{epochs}ep-{}", train.num_samples());
-    run_or_load(&stem, name, model, train.num_samples(), epochs, |checkpoint| {
-        let mut optimizer = crate::optim::Adam::new(model.params().vars(), learning_rate(name))?;
-        crate::train::train_model_checkpointed(
-            model,
-            train,
-            val,
-            &mut optimizer,
-            None,
-            crate::train::Loss::CrossEntropy,
-            epochs,
-            true,
-            checkpoint,
-        )
-    })
-}
-
-/// The modern recipe of the notebook's extra section, for the same 25-epoch budget: every
-/// training batch augmented (random crop of the image padded by 4, random horizontal flip),
-/// Adam with a one-cycle schedule peaking at [`MODERN_MAX_LR`] (learning rate and beta1 cycled
-/// per step, as `OneCycleLR`), label smoothing 0.1; BatchNorm is in the model ([`Inception::v1_bn`]).
-/// (4e-3 was too high: the training loss stalled while the rate rose past ~2.5e-3, 0.834 val.)
-pub const MODERN_MAX_LR: f64 = 2e-3;
-
-/// Trains `model` with the modern recipe for `epochs` on `train` (the plain loader: the
-/// augmentation is added here), validating on `val`, or loads a finished run saved under
-/// `{name}-modern-{epochs}ep-{N}` (see [`train_or_load`]). The validation loss printed is the
-/// smoothed one (the accuracy is unaffected).
-pub fn train_modern_or_load(
-    name: &str,
-    model: &CifarNet,
-    train: &crate::data::DataLoader,
-    val: &crate::data::DataLoader,
-    epochs: usize,
-) -> Result<crate::train::History> {
-    let stem = format!("{name}-modern-{epochs}ep-{}", train.num_samples());
-    run_or_load(&stem, name, model, train.num_samples(), epochs, |checkpoint| {
-        let augmented = train.clone().with_augmentation(crate::augment::CropFlip {
-            pad: 4,
-            fill: -1.0,
-            flip: true,
-        });
-        let mut optimizer = crate::optim::Adam::new(model.params().vars(), MODERN_MAX_LR)?;
-        let schedule = crate::optim::OneCycle::new(MODERN_MAX_LR, epochs * augmented.num_batches());
-        let loss = crate::train::Loss::CrossEntropyLabelSmoothing(0.1);
-        crate::train::train_model_checkpointed(
-            model,
-            &augmented,
-            val,
-            &mut optimizer,
-            Some(&schedule),
-            loss,
-            epochs,
-            true,
-            checkpoint,
-        )
-    })
-}
-
-/// Loads the run saved as `stem` in `runs_dir()/cifar10`, or runs `train` and saves it there.
-/// While it trains, `train` keeps a checkpoint after each epoch in `{stem}.checkpoint.safetensors`
-/// (see [`crate::train::Checkpoint`]): a run stopped by a killed process or a restarted kernel
-/// continues from its last finished epoch when started again. The finished run replaces it.
-fn run_or_load(
-    stem: &str,
-    name: &str,
-    model: &CifarNet,
-    images: usize,
-    epochs: usize,
-    train: impl FnOnce(crate::train::Checkpoint) -> Result<crate::train::History>,
-) -> Result<crate::train::History> {
-    let dir = runs_dir().join("cifar10");
-    let (weights, hist) =
-        (dir.join(format!("{stem}.safetensors")), dir.join(format!("{stem}.history.safetensors")));
-    let checkpoint = dir.join(format!("{stem}.checkpoint.safetensors"));
-    if weights.exists() && hist.exists() {
-        model.params().load(&weights)?;
-        let history = crate::train::History::load(&hist)?;
-        println!("(loaded the finished {epochs}-epoch run of {name} on {images} images, {stem}.safetensors in the runs folder `cifar::runs_dir()`; its training log:)");
-        history.print_log();
-        return Ok(history);
-    }
-    std::fs::create_dir_all(&dir).map_err(|e| {
-        error(format!(
-            "cannot create the runs folder {}: {e}; set PLAYGROUND_RUNS to a writable folder",
-            dir.display()
-        ))
-    })?;
-    let history = train(crate::train::Checkpoint { path: &checkpoint })?;
-    model.params().save(&weights)?;
-    history.save(&hist)?;
-    std::fs::remove_file(&checkpoint).ok(); // the finished run above supersedes it
-    Ok(history)
 }

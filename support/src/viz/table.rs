@@ -6,12 +6,16 @@ use crate::{error, Result};
 /// A table with a title, a header and rows of text cells.
 #[derive(Clone, Debug)]
 pub struct Table {
+    /// Shown in bold above the table.
     pub title: String,
+    /// Column names.
     pub header: Vec<String>,
+    /// The rows, one text cell per column.
     pub rows: Vec<Vec<String>>,
 }
 
 impl Table {
+    /// An empty table with this title and header.
     pub fn new(title: &str, header: &[&str]) -> Self {
         Table {
             title: title.to_string(),

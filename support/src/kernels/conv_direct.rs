@@ -1,6 +1,6 @@
 //! Direct convolution for the stride-1, square-kernel layers of the CIFAR-sized nets: forward
 //! pass, weight gradient and input gradient without an im2col matrix, in AVX2 + FMA.
-//! [`crate::conv`] runs a layer's forward pass and input gradient here when [`applies`] says so,
+//! [`super::conv`] runs a layer's forward pass and input gradient here when [`applies`] says so,
 //! and its weight gradient too when [`weight_grad_applies`] (few channels); else im2col + gemm.
 //!
 //! A layer like CIFAR LeNet-5's first (3 -> 6 channels, 5x5) hands gemm a 75-row im2col matrix
@@ -20,14 +20,13 @@
 //!   weights flipped and transposed (`w'[c][o][i][j] = w[o][c][KH-1-i][KW-1-j]`).
 //!
 //! Images are spread over the cores (rayon). Measured on the 2-core reference machine, whole
-//! training steps, two rounds alternating with im2col + gemm: CIFAR LeNet-5 -16 to -36%, VGG1
-//! -6 to -10%, VGG3 -10 to -18%, the residual ResNet -11 to -15%; Inception and the MNIST CNNs
-//! within the run-to-run noise (+-10%). Then the forward pass and input gradient of the wider
-//! layers too (up to 128 -> 64 channels), with the weight gradient kept in registers (3 channels
-//! per 3x3 block, not 4: 17 registers spilled) and summed over image groups: three alternating
-//! rounds of the bench binary (2 threads, training paused), ResNet 0 to -13%, Inception -9 to
-//! -17%.
-//! Only on x86-64 CPUs with AVX2 and FMA ([`available`]); elsewhere gemm does everything.
+//! training steps, two rounds alternating with im2col + gemm: CIFAR LeNet-5 -16 to -36%, VGG1 -6 to
+//! -10%, VGG3 -10 to -18%, the residual ResNet -11 to -15%; Inception and the MNIST CNNs within the
+//! run-to-run noise (+-10%). Then the forward pass and input gradient of the wider layers too (up
+//! to 128 -> 64 channels), with the weight gradient kept in registers (3 channels per 3x3 block,
+//! not 4: 17 registers spilled) and summed over image groups: three alternating rounds of the bench
+//! binary (2 threads, training paused), ResNet 0 to -13%, Inception -9 to -17%. Only on x86-64 CPUs
+//! with AVX2 and FMA ([`available`]); elsewhere gemm does everything.
 
 use std::arch::x86_64::*;
 
@@ -248,7 +247,8 @@ fn weight_grad_group<const K: usize, const B: usize>(
 ) {
     let (oh, hp, wp, taps, tw) = (s.oh(), s.hp(), s.wp(), s.taps(), s.tw());
     let (plane, x_img) = (oh * tw, s.c * hp * wp);
-    // Rows i..i+oh of a plane and columns up to tw + K - 2 lie inside it; B planes per block in dyp.
+    // Rows i..i+oh of a plane and columns up to tw + K - 2 lie inside it; B planes per
+    // block in dyp.
     assert!(
         s.k == K
             && imgs * x_img <= xp.len()
@@ -267,10 +267,13 @@ fn weight_grad_group<const K: usize, const B: usize>(
                     for y in 0..oh {
                         for t in (0..tw).step_by(LANES) {
                             // SAFETY: row y of each gradient plane and row i + y of the input
-                            // plane, columns t..t + K + 7, are inside their buffers (asserted above).
+                            // plane, columns t..t + K + 7, are inside their
+                            // buffers (asserted above).
                             let d: [__m256; B] = std::array::from_fn(|b| unsafe {
                                 _mm256_loadu_ps(dys[b].add(y * tw + t))
                             });
+                            // One load of the shifted input per tap j, used by all B channels.
+                            #[allow(clippy::needless_range_loop)]
                             for j in 0..K {
                                 let xv = unsafe { _mm256_loadu_ps(x.add(y * wp + t + j)) };
                                 for b in 0..B {
@@ -431,7 +434,7 @@ pub(crate) fn weight_grad(x: &[f32], dy: &[f32], s: &Shape) -> Vec<f32> {
     let (img, out_img, oh, ow, tw) =
         (s.c * s.h * s.w, s.o * s.oh() * s.ow(), s.oh(), s.ow(), s.tw());
     let (x_img, n) = (s.c * s.hp() * s.wp(), x.len() / img.max(1));
-    let per = n.div_ceil(crate::conv::threads()).max(1);
+    let per = n.div_ceil(super::threads()).max(1);
     let b = weight_grad_block(s.k);
     let planes = s.o.div_ceil(b) * b; // whole blocks of channels
     let group = (GROUP_BYTES / (4 * (x_img + planes * oh * tw))).clamp(1, per);

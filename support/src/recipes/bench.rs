@@ -1,7 +1,7 @@
 //! The timing half of the benchmark (`src/bin/bench.rs` adds the PyTorch peer and the table):
 //! the reference models of `shared/bench/torch_peer.py` and the peer's protocol. In the library
-//! so that a notebook cell can time exactly what the binary times (the notebook-vs-binary gap,
-//! `scripts/notebook_gap.py`).
+//! so that a notebook cell can time exactly what the binary times (the
+//! notebook-vs-binary gap, `scripts/notebook_gap.py`).
 //!
 //! Protocol (the peer's): training: Adam(lr 1e-3), cross-entropy, random inputs in [0, 1) and
 //! random labels, 2 warm-up steps, then the mean of 20 steps (batch <= 64) or 5 steps.
@@ -10,6 +10,7 @@
 
 use std::time::Instant;
 
+use crate::models::{CifarModel, TorchvisionModel, TorchvisionNet};
 use crate::nn::{Model, Sequential};
 use crate::optim::{Adam, Optimizer};
 use crate::rng::Rng;
@@ -18,9 +19,13 @@ use crate::{error, Device, Result, Tensor};
 
 /// One training-step reference model.
 pub struct Case {
+    /// Row name, as the PyTorch peer names it.
     pub name: &'static str,
+    /// Batch size.
     pub batch: usize,
+    /// Input shape of one sample `[C, H, W]`.
     pub shape: [usize; 3],
+    /// Builds the model (seed 0).
     pub build: fn() -> Result<Box<dyn Model>>,
 }
 
@@ -66,8 +71,8 @@ fn mnist_lenet5() -> Result<Box<dyn Model>> {
     ))
 }
 
-fn cifar(name: &str) -> Result<Box<dyn Model>> {
-    Ok(Box::new(crate::cifar::build(name, 0)?))
+fn cifar(model: CifarModel) -> Result<Box<dyn Model>> {
+    Ok(Box::new(model.build(0)?))
 }
 
 /// The training-step reference models of `torch_peer.py`.
@@ -75,12 +80,27 @@ pub const CASES: &[Case] = &[
     Case { name: "mnist_mlp", batch: 64, shape: [1, 28, 28], build: mnist_mlp },
     Case { name: "mnist_simplecnn", batch: 512, shape: [1, 28, 28], build: mnist_simplecnn },
     Case { name: "mnist_lenet5", batch: 512, shape: [1, 28, 28], build: mnist_lenet5 },
-    Case { name: "cifar_fcn", batch: 256, shape: [3, 32, 32], build: || cifar("FCN") },
-    Case { name: "cifar_lenet5", batch: 256, shape: [3, 32, 32], build: || cifar("LeNet5") },
-    Case { name: "cifar_vgg1", batch: 256, shape: [3, 32, 32], build: || cifar("VGG1") },
-    Case { name: "cifar_vgg3", batch: 256, shape: [3, 32, 32], build: || cifar("VGG3") },
-    Case { name: "cifar_resnet", batch: 256, shape: [3, 32, 32], build: || cifar("ResNet") },
-    Case { name: "cifar_inception", batch: 256, shape: [3, 32, 32], build: || cifar("Inception") },
+    Case { name: "cifar_fcn", batch: 256, shape: [3, 32, 32], build: || cifar(CifarModel::Fcn) },
+    Case {
+        name: "cifar_lenet5",
+        batch: 256,
+        shape: [3, 32, 32],
+        build: || cifar(CifarModel::LeNet5),
+    },
+    Case { name: "cifar_vgg1", batch: 256, shape: [3, 32, 32], build: || cifar(CifarModel::Vgg1) },
+    Case { name: "cifar_vgg3", batch: 256, shape: [3, 32, 32], build: || cifar(CifarModel::Vgg3) },
+    Case {
+        name: "cifar_resnet",
+        batch: 256,
+        shape: [3, 32, 32],
+        build: || cifar(CifarModel::ResNet),
+    },
+    Case {
+        name: "cifar_inception",
+        batch: 256,
+        shape: [3, 32, 32],
+        build: || cifar(CifarModel::Inception),
+    },
 ];
 
 /// GFLOP of one step (training: forward + backward at the case's batch; inference: one forward
@@ -112,17 +132,17 @@ pub fn gflops(name: &str, ms: Option<f64>) -> String {
 }
 
 /// The inference reference models of `torch_peer.py` (batch 32, random weights and inputs).
-pub const INFER: &[(&str, &str, usize)] = &[
-    ("alexnet", "AlexNet", 224),
-    ("vgg16", "VGG16", 224),
-    ("inception_v3", "Inception v3", 299),
-    ("resnet18", "ResNet18", 224),
-    ("resnet101", "ResNet101", 224),
+pub const INFER: &[(&str, TorchvisionModel, usize)] = &[
+    ("alexnet", TorchvisionModel::AlexNet, 224),
+    ("vgg16", TorchvisionModel::Vgg16, 224),
+    ("inception_v3", TorchvisionModel::InceptionV3, 299),
+    ("resnet18", TorchvisionModel::ResNet18, 224),
+    ("resnet101", TorchvisionModel::ResNet101, 224),
 ];
 
 /// Same protocol as the peer: one warm-up forward, then the mean of 2 (batch 32, evaluation mode).
-fn infer_ms(arch: &str, size: usize) -> Result<f64> {
-    let model = crate::torchvision::TorchvisionNet::new(arch, &Device::Cpu)?;
+fn infer_ms(arch: TorchvisionModel, size: usize) -> Result<f64> {
+    let model = TorchvisionNet::new(arch, &Device::Cpu)?;
     let x = Tensor::from_vec(
         Rng::new(1).uniform_vec(32 * 3 * size * size, 0.0, 1.0),
         (32, 3, size, size),

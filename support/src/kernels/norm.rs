@@ -12,7 +12,7 @@
 //!   `dx = weight * invstd * (dy - dbias / M - xhat * dweight / M)`
 //!   (the gradient through the batch statistics included), one pass for the sums, one for `dx`.
 
-use crate::conv::{cpu_f32 as storage_f32, f32_slice as f32s, is_cpu_f32};
+use super::{slice, tensor_like, with_slices};
 use crate::{Result, Tensor};
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape};
 use rayon::prelude::*;
@@ -55,9 +55,9 @@ impl CustomOp3 for BatchNormTrain {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (x, w, b) = (
-            f32s(s1, l1, "batch norm: input")?,
-            f32s(s2, l2, "batch norm: weight")?,
-            f32s(s3, l3, "batch norm: bias")?,
+            slice(s1, l1, "batch norm: input")?,
+            slice(s2, l2, "batch norm: weight")?,
+            slice(s3, l3, "batch norm: bias")?,
         );
         let (c, hw) = (self.mean.len(), l1.dims()[2..].iter().product::<usize>());
         let mut y = vec![0f32; x.len()];
@@ -84,79 +84,68 @@ impl CustomOp3 for BatchNormTrain {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (n, c) = (arg.dim(0)?, self.mean.len());
         let hw = arg.elem_count() / (n * c);
-        let (xc, wc, yc, gc) =
-            (arg.contiguous()?, weight.contiguous()?, res.contiguous()?, grad.contiguous()?);
-        let ((xs, xl), (ws, wl), (ys, yl), (gs, gl)) = (
-            xc.storage_and_layout(),
-            wc.storage_and_layout(),
-            yc.storage_and_layout(),
-            gc.storage_and_layout(),
-        );
-        let (x, w, y, dy) = (
-            storage_f32(&xs, xl, "batch norm: input")?,
-            storage_f32(&ws, wl, "batch norm: weight")?,
-            storage_f32(&ys, yl, "batch norm: output")?,
-            storage_f32(&gs, gl, "batch norm: gradient")?,
-        );
-        // The incoming gradient, through the fused ReLU: 0 where the output is 0.
-        let g = |i: usize| if self.relu && y[i] <= 0.0 { 0.0 } else { dy[i] };
-        let (sum_dy, sum_dy_xhat): (Vec<f32>, Vec<f32>) = (0..c)
-            .into_par_iter()
-            .map(|ch| {
-                let (mut a, mut b) = (0f64, 0f64);
-                for i in 0..n {
-                    let off = (i * c + ch) * hw;
-                    #[allow(clippy::needless_range_loop)] // `g` is indexed by the same j as x
-                    for j in off..off + hw {
-                        let d = g(j) as f64;
-                        a += d;
-                        b += d * ((x[j] - self.mean[ch]) * self.invstd[ch]) as f64;
+        let names = [
+            "batch norm: input",
+            "batch norm: weight",
+            "batch norm: output",
+            "batch norm: gradient",
+        ];
+        with_slices(&[arg, weight, res, grad], &names, |s| {
+            let (x, w, y, dy) = (s[0], s[1], s[2], s[3]);
+            // The incoming gradient, through the fused ReLU: 0 where the output is 0.
+            let g = |i: usize| if self.relu && y[i] <= 0.0 { 0.0 } else { dy[i] };
+            let (sum_dy, sum_dy_xhat): (Vec<f32>, Vec<f32>) = (0..c)
+                .into_par_iter()
+                .map(|ch| {
+                    let (mut a, mut b) = (0f64, 0f64);
+                    for i in 0..n {
+                        let off = (i * c + ch) * hw;
+                        #[allow(clippy::needless_range_loop)] // `g` is indexed by the same j as x
+                        for j in off..off + hw {
+                            let d = g(j) as f64;
+                            a += d;
+                            b += d * ((x[j] - self.mean[ch]) * self.invstd[ch]) as f64;
+                        }
                     }
+                    (a as f32, b as f32)
+                })
+                .unzip();
+            let m = (n * hw) as f32;
+            let mut dx = vec![0f32; x.len()];
+            dx.par_chunks_mut(hw).enumerate().for_each(|(p, dxp)| {
+                let (ch, off) = (p % c, p * hw);
+                let (k, mean, invstd) = (w[ch] * self.invstd[ch], self.mean[ch], self.invstd[ch]);
+                let (a, b) = (sum_dy[ch] / m, sum_dy_xhat[ch] / m);
+                for (j, d) in dxp.iter_mut().enumerate() {
+                    let xhat = (x[off + j] - mean) * invstd;
+                    *d = k * (g(off + j) - a - xhat * b);
                 }
-                (a as f32, b as f32)
-            })
-            .unzip();
-        let m = (n * hw) as f32;
-        let mut dx = vec![0f32; x.len()];
-        dx.par_chunks_mut(hw).enumerate().for_each(|(p, dxp)| {
-            let (ch, off) = (p % c, p * hw);
-            let (k, mean, invstd) = (w[ch] * self.invstd[ch], self.mean[ch], self.invstd[ch]);
-            let (a, b) = (sum_dy[ch] / m, sum_dy_xhat[ch] / m);
-            for (j, d) in dxp.iter_mut().enumerate() {
-                let xhat = (x[off + j] - mean) * invstd;
-                *d = k * (g(off + j) - a - xhat * b);
-            }
-        });
-        let dev = arg.device();
-        Ok((
-            Some(Tensor::from_vec(dx, arg.shape(), dev)?),
-            Some(Tensor::from_vec(sum_dy_xhat, c, dev)?),
-            Some(Tensor::from_vec(sum_dy, c, dev)?),
-        ))
+            });
+            let dev = arg.device();
+            Ok((
+                Some(tensor_like(dx, arg)?),
+                Some(Tensor::from_vec(sum_dy_xhat, c, dev)?),
+                Some(Tensor::from_vec(sum_dy, c, dev)?),
+            ))
+        })
     }
 }
 
 /// Training-mode BatchNorm of `x` `(N, C, H, W)` with per-channel `weight` and `bias` `(C,)`:
 /// returns the output (`relu` applies `max(., 0)` in the same op) and the batch's mean and
-/// biased variance per channel (for the running statistics). `None` when the tensors are not
-/// f32 on the CPU (the caller then uses candle's ops).
-pub fn batch_norm_train(
+/// biased variance per channel (for the running statistics). CPU f32 tensors.
+pub(crate) fn batch_norm_train(
     x: &Tensor,
     weight: &Tensor,
     bias: &Tensor,
     eps: f64,
     relu: bool,
-) -> Result<Option<(Tensor, Tensor, Tensor)>> {
-    if !(is_cpu_f32(x) && is_cpu_f32(weight) && is_cpu_f32(bias)) {
-        return Ok(None);
-    }
+) -> Result<(Tensor, Tensor, Tensor)> {
     let (n, c) = (x.dim(0)?, x.dim(1)?);
     let hw = x.elem_count() / (n * c).max(1);
     let x = x.contiguous()?;
-    let (mean, var) = {
-        let (s, l) = x.storage_and_layout();
-        channel_stats(storage_f32(&s, l, "batch norm: input")?, n, c, hw)
-    };
+    let (mean, var) =
+        with_slices(&[&x], &["batch norm: input"], |s| Ok(channel_stats(s[0], n, c, hw)))?;
     let invstd: Vec<f32> = var.iter().map(|&v| 1.0 / (v as f64 + eps).sqrt() as f32).collect();
     let dev = x.device().clone();
     let (mean_t, var_t) = (Tensor::from_slice(&mean, c, &dev)?, Tensor::from_slice(&var, c, &dev)?);
@@ -165,5 +154,5 @@ pub fn batch_norm_train(
         &bias.contiguous()?,
         BatchNormTrain { mean, invstd, relu },
     )?;
-    Ok(Some((y, mean_t, var_t)))
+    Ok((y, mean_t, var_t))
 }

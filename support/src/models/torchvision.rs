@@ -7,23 +7,24 @@
 //! `tests/golden/make_golden_torchvision.py`); pretrained weights are loaded with
 //! [`TorchvisionNet::load`] from the official `.pth` files.
 
-use crate::act::relu;
-use crate::nn::{BatchNorm2d, Conv2d, Linear, Model, Params};
-use crate::pool::{adaptive_avg_pool2d, avg_pool2d, max_pool2d, Pool2d};
-use crate::rng::Rng;
+use crate::data::Preset;
+use crate::nn::functional::{adaptive_avg_pool2d, avg_pool2d, max_pool2d, relu, Pool2d};
+use crate::nn::{BatchNorm2d, Conv2d, Conv2dConfig, Init, Linear, Model, Params};
 use crate::{error, Device, Result, Tensor};
+use std::fmt;
+use std::str::FromStr;
 
-/// Everything needed to build a layer: parameters, their seeded init, the device.
+/// The layers of one network, from one [`Init`] (seed 0: placeholder weights until a checkpoint
+/// is loaded).
 struct Builder {
-    p: Params,
-    rng: Rng,
-    device: Device,
+    init: Init,
 }
 
 impl Builder {
     fn new(device: &Device) -> Self {
-        Builder { p: Params::new(), rng: Rng::new(0), device: device.clone() }
+        Builder { init: Init::new(0, device) }
     }
+    /// A convolution with padding `(height, width)` on both sides of each axis.
     #[allow(clippy::too_many_arguments)]
     fn conv(
         &mut self,
@@ -35,17 +36,15 @@ impl Builder {
         pad: (usize, usize),
         bias: bool,
     ) -> Result<Conv2d> {
-        let mut c = Conv2d::new(
-            &mut self.p, name, cin, cout, k, stride, 0, bias, &mut self.rng, &self.device,
-        )?;
-        c.padding = (pad.0, pad.0, pad.1, pad.1);
-        Ok(c)
+        let cfg = Conv2dConfig { stride, padding: 0, bias };
+        let conv = Conv2d::new(&mut self.init, name, cin, cout, k, cfg)?;
+        Ok(conv.with_padding((pad.0, pad.0, pad.1, pad.1)))
     }
     fn bn(&mut self, name: &str, c: usize, eps: f64) -> Result<BatchNorm2d> {
-        BatchNorm2d::new(&mut self.p, name, c, eps, &self.device)
+        BatchNorm2d::new(&mut self.init, name, c, eps)
     }
     fn linear(&mut self, name: &str, i: usize, o: usize) -> Result<Linear> {
-        Linear::new(&mut self.p, name, i, o, true, &mut self.rng, &self.device)
+        Linear::new(&mut self.init, name, i, o)
     }
 }
 
@@ -86,7 +85,8 @@ fn sq(k: usize) -> (usize, usize) {
 // ---------------------------------------------------------------------------------------------
 // AlexNet and VGG16
 
-/// `features` (convolutions + max pools), adaptive average pool, `classifier` (dropout in eval: identity).
+/// `features` (convolutions + max pools), adaptive average pool, `classifier` (dropout
+/// in eval: identity).
 struct Plain {
     convs: Vec<(Conv2d, bool)>, // (conv, followed by a 3x3/2 (AlexNet) or 2x2/2 (VGG) max pool)
     pool: Pool2d,
@@ -195,7 +195,8 @@ struct ResNet {
 }
 
 impl ResNet {
-    /// `layers` blocks per stage; bottleneck blocks (expansion 4, stride on the 3x3) when `bottleneck`.
+    /// `layers` blocks per stage; bottleneck blocks (expansion 4, stride on the 3x3) when
+    /// `bottleneck`.
     fn new(b: &mut Builder, layers: [usize; 4], bottleneck: bool) -> Result<Self> {
         let cbn = |b: &mut Builder,
                    conv: &str,
@@ -478,7 +479,8 @@ impl Inception3 {
         {
             mixed.push(Mixed::c(b, n, 768, c7)?);
         }
-        // The auxiliary classifier: registered (its weights are in the checkpoints), unused in eval.
+        // The auxiliary classifier: registered (its weights are in the checkpoints),
+        // unused in eval.
         ConvBn::basic(b, "AuxLogits.conv0", 768, 128, sq(1), 1, (0, 0))?;
         ConvBn::basic(b, "AuxLogits.conv1", 128, 768, sq(5), 1, (0, 0))?;
         b.linear("AuxLogits.fc", 768, 1000)?;
@@ -522,69 +524,144 @@ enum Arch {
     Inception(Inception3),
 }
 
-/// One of torchvision's ImageNet classifiers (a concrete type, see `cifar::CifarNet` for why).
+/// The torchvision architectures of the benchmark notebook.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TorchvisionModel {
+    /// `torchvision.models.alexnet`.
+    AlexNet,
+    /// `torchvision.models.vgg16`.
+    Vgg16,
+    /// `torchvision.models.inception_v3` (`transform_input=True`, as its pretrained weights).
+    InceptionV3,
+    /// `torchvision.models.resnet18`.
+    ResNet18,
+    /// `torchvision.models.resnet101`.
+    ResNet101,
+}
+
+impl TorchvisionModel {
+    /// The five, in the notebook's order.
+    pub const ALL: [TorchvisionModel; 5] = [
+        TorchvisionModel::AlexNet,
+        TorchvisionModel::Vgg16,
+        TorchvisionModel::InceptionV3,
+        TorchvisionModel::ResNet18,
+        TorchvisionModel::ResNet101,
+    ];
+
+    /// The notebook's name ("Inception v3", ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            TorchvisionModel::AlexNet => "AlexNet",
+            TorchvisionModel::Vgg16 => "VGG16",
+            TorchvisionModel::InceptionV3 => "Inception v3",
+            TorchvisionModel::ResNet18 => "ResNet18",
+            TorchvisionModel::ResNet101 => "ResNet101",
+        }
+    }
+
+    /// The official checkpoint's file name (`https://download.pytorch.org/models/<file>`; the
+    /// hex part is the start of its SHA-256).
+    pub fn checkpoint_file(self) -> &'static str {
+        match self {
+            TorchvisionModel::AlexNet => "alexnet-owt-7be5be79.pth",
+            TorchvisionModel::Vgg16 => "vgg16-397923af.pth",
+            TorchvisionModel::InceptionV3 => "inception_v3_google-0cc3c7bd.pth",
+            TorchvisionModel::ResNet18 => "resnet18-f37072fd.pth",
+            TorchvisionModel::ResNet101 => "resnet101-63fe2227.pth",
+        }
+    }
+
+    /// The published ImageNet-1k top-1 and top-5 accuracy of those weights (torchvision's docs).
+    pub fn published_accuracy(self) -> (f64, f64) {
+        match self {
+            TorchvisionModel::AlexNet => (0.56522, 0.79066),
+            TorchvisionModel::Vgg16 => (0.71592, 0.90382),
+            TorchvisionModel::InceptionV3 => (0.77294, 0.93450),
+            TorchvisionModel::ResNet18 => (0.69758, 0.89078),
+            TorchvisionModel::ResNet101 => (0.77374, 0.93546),
+        }
+    }
+
+    /// The preprocessing preset of its pretrained weights (Inception: 342/299, others 256/224).
+    pub fn preset(self) -> Preset {
+        match self {
+            TorchvisionModel::InceptionV3 => Preset::inception(),
+            _ => Preset::imagenet(),
+        }
+    }
+}
+
+impl fmt::Display for TorchvisionModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for TorchvisionModel {
+    type Err = crate::Error;
+
+    /// "AlexNet", "VGG16", "Inception v3" (or "Inception"), "ResNet18" or "ResNet101".
+    fn from_str(name: &str) -> Result<Self> {
+        if name == "Inception" {
+            return Ok(TorchvisionModel::InceptionV3);
+        }
+        TorchvisionModel::ALL.into_iter().find(|m| m.name() == name).ok_or_else(|| {
+            let names: Vec<&str> = TorchvisionModel::ALL.iter().map(|m| m.name()).collect();
+            error(format!("no torchvision model `{name}`; the models are {}", names.join(", ")))
+        })
+    }
+}
+
+/// One of torchvision's ImageNet classifiers (a concrete type, see `CifarNet` for why).
 pub struct TorchvisionNet {
-    pub name: &'static str,
+    /// Which architecture.
+    pub arch: TorchvisionModel,
     /// Whether real pretrained weights were loaded (see [`TorchvisionNet::pretrained`]).
     pub pretrained: bool,
     params: Params,
-    arch: Arch,
+    net: Arch,
 }
 
-/// The architectures [`TorchvisionNet::new`] builds, with their official checkpoint file names
-/// (`https://download.pytorch.org/models/<file>`) and published ImageNet-1k top-1 / top-5.
-pub const TORCHVISION_MODELS: [(&str, &str, f64, f64); 5] = [
-    ("AlexNet", "alexnet-owt-7be5be79.pth", 0.56522, 0.79066),
-    ("VGG16", "vgg16-397923af.pth", 0.71592, 0.90382),
-    ("Inception v3", "inception_v3_google-0cc3c7bd.pth", 0.77294, 0.93450),
-    ("ResNet18", "resnet18-f37072fd.pth", 0.69758, 0.89078),
-    ("ResNet101", "resnet101-63fe2227.pth", 0.77374, 0.93546),
-];
-
 impl TorchvisionNet {
-    /// `name`: "AlexNet", "VGG16", "Inception v3", "ResNet18" or "ResNet101"; placeholder
-    /// (seeded) weights until [`TorchvisionNet::load`].
-    pub fn new(name: &str, device: &Device) -> Result<Self> {
-        crate::tune_allocator();
+    /// The architecture with placeholder (seeded) weights until [`TorchvisionNet::load`].
+    pub fn new(arch: TorchvisionModel, device: &Device) -> Result<Self> {
         let mut b = Builder::new(device);
-        let (name, arch) = match name {
-            "AlexNet" => ("AlexNet", Arch::Plain(Plain::alexnet(&mut b)?)),
-            "VGG16" => ("VGG16", Arch::Plain(Plain::vgg16(&mut b)?)),
-            "ResNet18" => ("ResNet18", Arch::ResNet(ResNet::new(&mut b, [2, 2, 2, 2], false)?)),
-            "ResNet101" => ("ResNet101", Arch::ResNet(ResNet::new(&mut b, [3, 4, 23, 3], true)?)),
-            "Inception v3" | "Inception" => {
-                ("Inception v3", Arch::Inception(Inception3::new(&mut b)?))
-            }
-            other => {
-                return Err(error(format!(
-                    "no torchvision model `{other}`; the models are {}",
-                    TORCHVISION_MODELS.map(|m| m.0).join(", ")
-                )))
-            }
+        let net = match arch {
+            TorchvisionModel::AlexNet => Arch::Plain(Plain::alexnet(&mut b)?),
+            TorchvisionModel::Vgg16 => Arch::Plain(Plain::vgg16(&mut b)?),
+            TorchvisionModel::ResNet18 => Arch::ResNet(ResNet::new(&mut b, [2, 2, 2, 2], false)?),
+            TorchvisionModel::ResNet101 => Arch::ResNet(ResNet::new(&mut b, [3, 4, 23, 3], true)?),
+            TorchvisionModel::InceptionV3 => Arch::Inception(Inception3::new(&mut b)?),
         };
-        Ok(TorchvisionNet { name, pretrained: false, params: b.p, arch })
+        Ok(TorchvisionNet { arch, pretrained: false, params: b.init.finish(), net })
     }
 
     /// The architecture with torchvision's ImageNet weights when its official checkpoint is in
-    /// [`crate::weights::weights_dir`]; otherwise with seeded random weights, saying so (the
+    /// [`crate::env::weights_dir`]; otherwise with seeded random weights, saying so (the
     /// timings are still real, the predictions are not). The checkpoints are not reachable from
     /// the reference machines; elsewhere `https://download.pytorch.org/models/<file>` serves them.
-    pub fn pretrained(name: &str, device: &Device) -> Result<Self> {
-        let mut m = TorchvisionNet::new(name, device)?;
-        let path = crate::weights::weights_dir().join(m.checkpoint_name());
+    pub fn pretrained(arch: TorchvisionModel, device: &Device) -> Result<Self> {
+        let mut m = TorchvisionNet::new(arch, device)?;
+        let file = arch.checkpoint_file();
+        let path = crate::env::weights_dir().join(file);
         if path.exists() {
             m.load(&path)?;
             m.pretrained = true;
-            println!("{}: loaded torchvision's ImageNet weights from {}", m.name, path.display());
+            println!("{arch}: loaded torchvision's ImageNet weights from {}", path.display());
         } else {
             println!(
-                "{}: no checkpoint at {} (get it from https://download.pytorch.org/models/{}); using random weights: timings are real, predictions are not",
-                m.name,
+                "{arch}: no checkpoint at {} (get it from https://download.pytorch.org/models/\
+                 {file}); using random weights: timings are real, predictions are not",
                 path.display(),
-                m.checkpoint_name()
             );
         }
         Ok(m)
+    }
+
+    /// The notebook's name of the architecture.
+    pub fn name(&self) -> &'static str {
+        self.arch.name()
     }
 
     /// Loads a torchvision checkpoint (`.pth` or `.safetensors`) by its own key names.
@@ -592,17 +669,9 @@ impl TorchvisionNet {
         self.params.load(path)
     }
 
-    /// The official checkpoint file name of this architecture.
-    pub fn checkpoint_name(&self) -> &'static str {
-        TORCHVISION_MODELS.iter().find(|m| m.0 == self.name).map(|m| m.1).unwrap_or("")
-    }
-
     /// The preprocessing preset of its pretrained weights (Inception: 342/299, others 256/224).
-    pub fn preset(&self) -> crate::imagenet::Preset {
-        match self.arch {
-            Arch::Inception(_) => crate::imagenet::Preset::inception(),
-            _ => crate::imagenet::Preset::imagenet(),
-        }
+    pub fn preset(&self) -> Preset {
+        self.arch.preset()
     }
 }
 
@@ -612,7 +681,7 @@ impl TorchvisionNet {
     /// 2048 for ResNet101 and Inception v3): `(N, D)`.
     pub fn features(&self, x: &Tensor) -> Result<Tensor> {
         self.check(x)?;
-        match &self.arch {
+        match &self.net {
             Arch::Plain(m) => m.features(x),
             Arch::ResNet(m) => m.features(x),
             Arch::Inception(m) => m.features(x),
@@ -623,7 +692,7 @@ impl TorchvisionNet {
         if x.rank() != 4 || x.dim(1)? != 3 {
             return Err(error(format!(
                 "{} expects images (N, 3, H, W), got {:?}",
-                self.name,
+                self.name(),
                 x.dims()
             )));
         }
@@ -634,7 +703,7 @@ impl TorchvisionNet {
 impl Model for TorchvisionNet {
     fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
         self.check(x)?;
-        match &self.arch {
+        match &self.net {
             Arch::Plain(m) => m.forward(x),
             Arch::ResNet(m) => m.fc.forward(&m.features(x)?),
             Arch::Inception(m) => m.fc.forward(&m.features(x)?),

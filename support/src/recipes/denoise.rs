@@ -17,13 +17,16 @@ use std::cell::Cell;
 
 /// Batches of `(noisy, clean)` images over a [`DataLoader`], with fresh seeded noise per pass.
 pub struct NoisyLoader {
+    /// The clean images.
     pub loader: DataLoader,
+    /// Standard deviation of the Gaussian noise.
     pub sigma: f32,
     seed: u64,
     pass: Cell<u64>,
 }
 
 impl NoisyLoader {
+    /// Noisy batches of `loader` with noise of `sigma`, seeded by `seed`.
     pub fn new(loader: DataLoader, sigma: f32, seed: u64) -> Self {
         NoisyLoader { loader, sigma, seed, pass: Cell::new(0) }
     }
@@ -107,7 +110,7 @@ pub fn filter_batch(x: &Tensor, kernel: &Tensor) -> Result<Tensor> {
     if x.rank() != 4 || x.dim(1)? != 1 {
         return Err(error(format!("filter_batch needs (N, 1, H, W) images, got {:?}", x.dims())));
     }
-    crate::conv::conv2d(x, &kernel.reshape((1, 1, kh, kw))?, 1, kh / 2)
+    crate::nn::functional::conv2d(x, &kernel.reshape((1, 1, kh, kw))?, None, 1, kh / 2)
 }
 
 /// The k x k median filter (k odd) with the borders handled by replicating the edge pixels:
@@ -142,8 +145,23 @@ pub fn median_filter(x: &Tensor, k: usize) -> Result<Tensor> {
     Tensor::from_vec(out, x.shape(), x.device())?.to_dtype(x.dtype())
 }
 
+/// How long [`train_denoiser`] trains and how often it logs (the original: every 50 batches).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DenoiserFit {
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// A log line every this many batches (0: none).
+    pub print_every: usize,
+}
+
+impl Default for DenoiserFit {
+    fn default() -> Self {
+        DenoiserFit { epochs: 1, print_every: 50 }
+    }
+}
+
 /// Trains a denoiser: `forward(noisy)` should approach `clean` under the MSE loss. Prints
-/// `epoch {e} - batch {b:<3} - loss = {l:.5f}` every `print_every` batches (with
+/// `epoch {e} - batch {b:<3} - loss = {l:.5f}` every `fit.print_every` batches (with
 /// ` - alpha: {a:.5f}` before the loss when `params` is a single scalar, as the original's
 /// learned-alpha log). Returns the loss of every batch.
 pub fn train_denoiser(
@@ -151,11 +169,10 @@ pub fn train_denoiser(
     params: &[Var],
     loader: &NoisyLoader,
     optimizer: &mut dyn Optimizer,
-    epochs: usize,
-    print_every: usize,
+    fit: DenoiserFit,
 ) -> Result<Vec<f64>> {
-    crate::tune_allocator();
-    crate::nn::fence_tensor_ids(params)?;
+    let DenoiserFit { epochs, print_every } = fit;
+    crate::env::fence_tensor_ids(params)?;
     let scalar = params.len() == 1 && params[0].elem_count() == 1;
     let mut losses = Vec::new();
     for epoch in 1..=epochs {
@@ -165,7 +182,8 @@ pub fn train_denoiser(
             let l = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
             if !l.is_finite() {
                 return Err(error(format!(
-                    "the loss became {l} at epoch {epoch}, batch {b}: training diverged; lower the learning rate (now {}) and start again",
+                    "the loss became {l} at epoch {epoch}, batch {b}: training diverged; lower \
+                     the learning rate (now {}) and start again",
                     optimizer.learning_rate()
                 )));
             }

@@ -1,18 +1,79 @@
-//! Fetching dataset files from their official mirrors (feature `download`).
-//!
-//! Every file is streamed into `<name>.part` next to its destination, checked against its
-//! SHA-256, and only then renamed into place, so an interrupted or tampered download never
-//! leaves a file that looks complete.
+//! Fetching files from their official mirrors: every file is streamed into `<name>.part` next
+//! to its destination, checked against its SHA-256, and only then renamed into place, so an
+//! interrupted or tampered download never leaves a file that looks complete. The HTTP client
+//! is behind the `download` feature (on by default); [`crate::env::downloads_enabled`] also
+//! honours `PLAYGROUND_OFFLINE`.
 
-use crate::data::sha256_file;
+use crate::env::{DATA_ENV, OFFLINE_ENV};
 use crate::{error, Result};
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+#[cfg(feature = "download")]
+use std::path::PathBuf;
+#[cfg(feature = "download")]
 use std::time::Duration;
+
+/// A file of a dataset: its name, its SHA-256, and the URLs that serve it (tried in order).
+pub struct RemoteFile {
+    /// The file name, as the dataset publishes it.
+    pub name: &'static str,
+    /// Its SHA-256, lowercase hex.
+    pub sha256: &'static str,
+    /// Mirrors that serve it, tried in order.
+    pub urls: &'static [&'static str],
+}
+
+/// Lowercase hex SHA-256 of a file.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut f = std::fs::File::open(path)
+        .map_err(|e| error(format!("cannot open {}: {e}", path.display())))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n =
+            f.read(&mut buf).map_err(|e| error(format!("cannot read {}: {e}", path.display())))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The error for files of a dataset that are missing from `dir`: which, where, whether a
+/// download was tried (and how it failed), and what to do.
+pub(crate) fn missing_files_error(
+    what: &str,
+    dir: &Path,
+    missing: &[&str],
+    failures: &[String],
+) -> crate::Error {
+    let mut msg =
+        format!("{what} data is missing: {} not found in {}.\n", missing.join(", "), dir.display());
+    if failures.is_empty() {
+        msg += &format!(
+            "Downloads are off (the `download` feature is missing or {OFFLINE_ENV} is set), \
+             so nothing was fetched.\n"
+        );
+    } else {
+        msg += "Downloading them failed:\n";
+        for f in failures {
+            msg += &format!("  - {f}\n");
+        }
+    }
+    msg += &format!(
+        "Put the files in that folder (or set {DATA_ENV} to a folder that has a `{}` subfolder \
+         with them) and run again.",
+        dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    );
+    error(msg)
+}
 
 /// The system's CA bundle (`$SSL_CERT_FILE`, else the usual Linux locations), so downloads work
 /// behind a TLS-inspecting proxy whose CA the system trusts; `None` falls back to the Mozilla
 /// roots built into ureq.
+#[cfg(feature = "download")]
 fn system_roots() -> Option<ureq::tls::RootCerts> {
     let candidates = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from).into_iter().chain(
         [
@@ -38,6 +99,7 @@ fn system_roots() -> Option<ureq::tls::RootCerts> {
     None
 }
 
+#[cfg(feature = "download")]
 fn agent() -> ureq::Agent {
     let mut config = ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(15)))
@@ -48,12 +110,14 @@ fn agent() -> ureq::Agent {
     ureq::Agent::new_with_config(config.build())
 }
 
+#[cfg(feature = "download")]
 fn part_path(dest: &Path) -> PathBuf {
     let mut name = dest.file_name().unwrap_or_default().to_os_string();
     name.push(".part");
     dest.with_file_name(name)
 }
 
+#[cfg(feature = "download")]
 fn download_to(url: &str, path: &Path) -> Result<()> {
     println!("downloading {url}");
     let resp = agent().get(url).call().map_err(|e| error(format!("{url}: {e}")))?;
@@ -66,6 +130,7 @@ fn download_to(url: &str, path: &Path) -> Result<()> {
 }
 
 /// Downloads `dest` from the first of `urls` that serves a file whose SHA-256 is `sha256`.
+#[cfg(feature = "download")]
 pub fn fetch_verified(urls: &[&str], sha256: &str, dest: &Path) -> Result<()> {
     let dir = dest.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)
@@ -89,12 +154,13 @@ pub fn fetch_verified(urls: &[&str], sha256: &str, dest: &Path) -> Result<()> {
     Err(error(errors.join("; ")))
 }
 
-/// Downloads the CIFAR-10 binary tarball and extracts `files` (name, SHA-256) into `dir`,
-/// each checked before it is renamed into place.
-pub fn fetch_cifar10(url: &str, dir: &Path, files: &[(&str, &str)]) -> Result<()> {
+/// Downloads the `.tar.gz` at `url` and extracts `files` (name, SHA-256) into `dir`, each
+/// checked before it is renamed into place (the CIFAR-10 binary tarball).
+#[cfg(feature = "download")]
+pub(crate) fn fetch_tar_members(url: &str, dir: &Path, files: &[(&str, &str)]) -> Result<()> {
     std::fs::create_dir_all(dir)
         .map_err(|e| error(format!("cannot create {}: {e}", dir.display())))?;
-    let tarball = dir.join("cifar-10-binary.tar.gz.part");
+    let tarball = dir.join(format!("{}.part", url.rsplit('/').next().unwrap_or("download")));
     download_to(url, &tarball)?;
     let result = (|| {
         let gz = std::fs::File::open(&tarball)
@@ -142,4 +208,27 @@ pub fn fetch_cifar10(url: &str, dir: &Path, files: &[(&str, &str)]) -> Result<()
     })();
     let _ = std::fs::remove_file(&tarball);
     result
+}
+
+/// Extracts the zip entry whose name ends with `/member` into `dest` (via a `.part` file).
+#[cfg(feature = "download")]
+pub(crate) fn unpack_zip_member(archive: &Path, member: &str, dest: &Path) -> Result<()> {
+    let file = std::fs::File::open(archive)
+        .map_err(|e| error(format!("cannot open {}: {e}", archive.display())))?;
+    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
+        .map_err(|e| error(format!("{} is not a zip archive: {e}", archive.display())))?;
+    let name = zip
+        .file_names()
+        .filter_map(|n| n.ok())
+        .find(|n| n.ends_with(&format!("/{member}")))
+        .map(|n| n.to_string())
+        .ok_or_else(|| error(format!("{} holds no {member}", archive.display())))?;
+    let mut entry = zip.by_name(&name).map_err(|e| error(format!("{}: {e}", archive.display())))?;
+    let part = dest.with_extension("part");
+    let mut out = std::fs::File::create(&part)
+        .map_err(|e| error(format!("cannot write {}: {e}", part.display())))?;
+    std::io::copy(&mut entry, &mut out)
+        .map_err(|e| error(format!("unpacking {member} failed: {e}")))?;
+    std::fs::rename(&part, dest)
+        .map_err(|e| error(format!("cannot rename {}: {e}", part.display())))
 }

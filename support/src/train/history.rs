@@ -1,0 +1,112 @@
+//! [`History`]: what a training run records per epoch.
+
+use crate::viz::Figure;
+use crate::{error, Result, Tensor};
+use std::collections::HashMap;
+
+/// Per-epoch record of a training run; displays as its loss curves in a notebook.
+#[derive(Clone, Debug, Default)]
+pub struct History {
+    /// Mean training loss of each epoch (sample-weighted over its batches).
+    pub train_loss: Vec<f64>,
+    /// Validation loss after each epoch.
+    pub val_loss: Vec<f64>,
+    /// Validation accuracy after each epoch.
+    pub val_accuracy: Vec<f64>,
+    /// Wall time of each epoch in seconds (training + validation pass).
+    pub epoch_seconds: Vec<f64>,
+}
+
+impl History {
+    /// Mean wall time per epoch in seconds (what the original prints as "Average time per epoch").
+    pub fn seconds_per_epoch(&self) -> f64 {
+        if self.epoch_seconds.is_empty() {
+            0.0
+        } else {
+            self.epoch_seconds.iter().sum::<f64>() / self.epoch_seconds.len() as f64
+        }
+    }
+
+    /// The loss curves: training and validation loss per epoch (index 0..N-1).
+    pub fn plot(&self) -> Result<Figure> {
+        crate::viz::loss_curves(&self.train_loss, &self.val_loss)
+    }
+
+    /// The per-epoch log lines `train_model` prints, and its closing "Average time per epoch".
+    pub fn print_log(&self) {
+        self.print_epochs();
+        println!();
+        println!("Average time per epoch: {:.3}s", self.seconds_per_epoch());
+    }
+
+    /// The per-epoch lines alone.
+    pub(crate) fn print_epochs(&self) {
+        (0..self.val_loss.len()).for_each(|i| println!("{}", self.epoch_line(i)));
+    }
+
+    /// The log line of epoch `i` (0-based), as the original prints it.
+    pub(crate) fn epoch_line(&self, i: usize) -> String {
+        let (t, v, a) = (self.train_loss[i], self.val_loss[i], self.val_accuracy[i]);
+        format!(
+            " epoch: {:>2}, training loss: {t:.3}, validation loss {v:.3}, validation accuracy \
+             {a:.3}",
+            i + 1
+        )
+    }
+
+    /// Writes the history to a `.safetensors` file (four f64 vectors).
+    pub fn save(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
+        let map: HashMap<String, Tensor> = self.tensors("")?.into_iter().collect();
+        candle_core::safetensors::save(&map, path.as_ref())
+    }
+
+    /// Reads a history written by [`History::save`].
+    pub fn load(path: impl AsRef<std::path::Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let map = candle_core::safetensors::load(path, &candle_core::Device::Cpu)
+            .map_err(|e| error(format!("{} is not a saved history: {e}", path.display())))?;
+        History::from_tensors(&map, "", &path.display().to_string())
+    }
+
+    /// The four vectors as f64 tensors named `{prefix}train_loss` etc.
+    pub(crate) fn tensors(&self, prefix: &str) -> Result<Vec<(String, Tensor)>> {
+        let dev = candle_core::Device::Cpu;
+        [
+            ("train_loss", &self.train_loss),
+            ("val_loss", &self.val_loss),
+            ("val_accuracy", &self.val_accuracy),
+            ("epoch_seconds", &self.epoch_seconds),
+        ]
+        .into_iter()
+        .map(|(k, x)| Ok((format!("{prefix}{k}"), Tensor::new(x.as_slice(), &dev)?)))
+        .collect()
+    }
+
+    pub(crate) fn from_tensors(
+        map: &HashMap<String, Tensor>,
+        prefix: &str,
+        source: &str,
+    ) -> Result<Self> {
+        let get = |k: &str| -> Result<Vec<f64>> {
+            map.get(&format!("{prefix}{k}"))
+                .ok_or_else(|| {
+                    error(format!("{source} has no `{prefix}{k}`: it is not a saved history"))
+                })?
+                .to_vec1::<f64>()
+        };
+        Ok(History {
+            train_loss: get("train_loss")?,
+            val_loss: get("val_loss")?,
+            val_accuracy: get("val_accuracy")?,
+            epoch_seconds: get("epoch_seconds")?,
+        })
+    }
+
+    /// Shows the loss curves inline (evcxr calls this when a cell's value is a `History`).
+    pub fn evcxr_display(&self) {
+        match self.plot() {
+            Ok(fig) => fig.evcxr_display(),
+            Err(e) => println!("cannot plot the history: {e}"),
+        }
+    }
+}
