@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The notebook-vs-binary gap: times the same benchmark rows (`support::bench::time`) in an evcxr
+"""The notebook-vs-binary gap: times the same benchmark rows (`support::recipes::bench::time`) in an evcxr
 notebook cell and in the release binary, one after the other on this machine, and prints both.
 
     .venv/bin/python scripts/notebook_gap.py [NAME ...]    # default: a row per kind of model
@@ -25,7 +25,7 @@ if bad:
 
 cells = [
     ':dep support = { path = "../support" }',
-    "for name in [%s] {\n    println!(\"notebook {name}: {:.2} ms\", support::bench::time(name)?);\n}"
+    "for name in [%s] {\n    println!(\"notebook {name}: {:.2} ms\", support::recipes::bench::time(name)?);\n}"
     % ", ".join(f'"{n}"' for n in names),
 ]
 nb = {

@@ -2,7 +2,7 @@
 # The project's commands. Run from anywhere; everything happens in the repository.
 #
 #   bash scripts/playground.sh notebooks [NAME...]  set up, then execute the notebooks in place (the main job)
-#   bash scripts/playground.sh test                 set up, cargo test, execute every notebook in quick mode
+#   bash scripts/playground.sh test                 set up, cargo fmt/clippy/test, every notebook in quick mode
 #   bash scripts/playground.sh setup                only install what is missing (idempotent)
 #   bash scripts/playground.sh lab                  set up and start JupyterLab on the notebooks
 #   bash scripts/playground.sh bench                training-step benchmark against the PyTorch peer
@@ -67,6 +67,9 @@ case "$cmd" in
   test)
     export PLAYGROUND_NO_LAB=1
     setup
+    step "cargo fmt --check and clippy (warnings are errors)"
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
     step "cargo test"
     cargo test --workspace
     out="$(mktemp -d)"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Copies the results tables of the executed notebooks into README.md.
 
-Each notebook's summary cell displays a Markdown table (support::report::Table). README.md holds
+Each notebook's summary cell displays a Markdown table (support::viz::Table). README.md holds
     <!-- results: NOTEBOOK_NAME -->
     ...
     <!-- /results -->
