@@ -106,10 +106,21 @@ fn load_slots(
         .collect::<Result<Vec<_>>>()?;
     let loaded = slots.iter().filter(|s| !matches!(s, Slot::Empty)).count();
     if loaded != n {
+        let mut stray: Vec<&str> = state
+            .keys()
+            .filter(|k| {
+                k.strip_prefix(prefix)
+                    .and_then(|r| r.strip_prefix('.'))
+                    .is_some_and(|i| i.parse::<usize>().map_or(true, |i| i >= vars.len()))
+            })
+            .map(String::as_str)
+            .collect();
+        stray.sort();
         return Err(error(format!(
-            "the checkpoint holds {n} `{prefix}` tensors but the optimiser \
-         has {} parameters: it belongs to a different model",
-            vars.len()
+            "the optimiser state has `{prefix}` tensors for parameters this optimiser does not \
+             have ({}; it has parameters 0 to {}): it belongs to a different model",
+            stray.join(", "),
+            vars.len().saturating_sub(1)
         )));
     }
     Ok(slots)
@@ -388,7 +399,12 @@ impl Optimizer for Adam {
         let step = state.get("step").ok_or_else(|| {
             error("the checkpoint has no Adam `step`: it was saved with another optimiser")
         })?;
-        let t = step.to_vec1::<i64>()?.first().copied().unwrap_or(0);
+        let t = step
+            .to_vec1::<i64>()
+            .map_err(|e| error(format!("the Adam `step` in the checkpoint is not an i64 ({e})")))?
+            .first()
+            .copied()
+            .unwrap_or(0);
         let (m, v) = (
             load_slots(state, "exp_avg", &self.vars, self.fused)?,
             load_slots(state, "exp_avg_sq", &self.vars, self.fused)?,

@@ -194,7 +194,9 @@ fn mnist_checks_that_images_and_labels_agree() {
     write_mnist(&d, 3, 3, 4);
     assert_eq!(load_mnist(&d, true).unwrap().len(), 3);
     write_mnist(&d, 3, 2, 4);
-    assert!(load_mnist(&d, true).unwrap_err().to_string().contains("3 images but 2 labels"));
+    let e = load_mnist(&d, true).unwrap_err().to_string();
+    assert!(e.contains("train-images-idx3-ubyte holds 3 images but"), "{e}");
+    assert!(e.contains("train-labels-idx1-ubyte holds 2 labels"), "{e}");
     write_mnist(&d, 3, 3, 11);
     assert!(load_mnist(&d, false).unwrap_err().to_string().contains("outside 0..=9"));
 }

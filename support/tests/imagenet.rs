@@ -162,9 +162,14 @@ fn bad_inputs_get_clear_errors() {
         .to_string()
         .contains("`_fc.bias` in test has dtype U32"));
     std::fs::write(dir.join("junk.pth"), [0x80u8, 0x02, 0x8a, 0x0a, 0, 0, 0]).unwrap();
-    assert!(support::weights::read_state_dict(dir.join("junk.pth"))
-        .unwrap_err()
-        .to_string()
-        .contains("is not a readable checkpoint"));
+    let e = support::weights::read_state_dict(dir.join("junk.pth")).unwrap_err().to_string();
+    assert!(e.contains("junk.pth is neither a PyTorch checkpoint"), "{e}");
+    // The legacy format's magic number, then the file ends.
+    let magic = [
+        0x80u8, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e,
+    ];
+    std::fs::write(dir.join("cut.pth"), magic).unwrap();
+    let e = support::weights::read_state_dict(dir.join("cut.pth")).unwrap_err().to_string();
+    assert!(e.contains("cut.pth is not a readable legacy PyTorch (pickle) checkpoint"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }

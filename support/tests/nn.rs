@@ -283,11 +283,14 @@ fn save_and_load_round_trip_and_mismatches_name_the_key() {
     let err = a.load(dir.join("absent.safetensors")).unwrap_err().to_string();
     assert!(err.contains("does not exist"), "{err}");
     std::fs::write(dir.join("junk.safetensors"), b"not a safetensors file").unwrap();
-    assert!(a
-        .load(dir.join("junk.safetensors"))
-        .unwrap_err()
-        .to_string()
-        .contains("is not a readable checkpoint"));
+    let err = a.load(dir.join("junk.safetensors")).unwrap_err().to_string();
+    assert!(err.contains("junk.safetensors is neither a PyTorch checkpoint"), "{err}");
+    // A safetensors header that promises more bytes than the file holds.
+    let mut cut = std::fs::read(&path).unwrap();
+    cut.truncate(cut.len() - 4);
+    std::fs::write(dir.join("cut.safetensors"), cut).unwrap();
+    let err = a.load(dir.join("cut.safetensors")).unwrap_err().to_string();
+    assert!(err.contains("cut.safetensors is not a readable safetensors checkpoint"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

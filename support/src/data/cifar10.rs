@@ -48,8 +48,7 @@ const CIFAR_RECORD: usize = 1 + 3 * 32 * 32;
 
 /// Reads one CIFAR-10 binary batch file: records of 1 label byte + 1024 R + 1024 G + 1024 B.
 pub fn read_cifar_bin(path: &Path) -> Result<(Vec<u8>, Vec<u8>)> {
-    let bytes =
-        std::fs::read(path).map_err(|e| error(format!("cannot read {}: {e}", path.display())))?;
+    let bytes = super::fetch::read_data_file(path)?;
     if bytes.is_empty() || bytes.len() % CIFAR_RECORD != 0 {
         return Err(error(format!(
             "{} has {} bytes, not a whole number of {CIFAR_RECORD}-byte CIFAR-10 records: the \

@@ -23,6 +23,20 @@ pub struct RemoteFile {
     pub urls: &'static [&'static str],
 }
 
+/// The bytes of a dataset file, or an error that names it and says what to do (a folder where
+/// the file should be, a file that cannot be read).
+pub(crate) fn read_data_file(path: &Path) -> Result<Vec<u8>> {
+    if path.is_dir() {
+        return Err(error(format!(
+            "{} is a folder where a data file should be: remove it and put the file there (or \
+             remove it and let the file be downloaded)",
+            path.display()
+        )));
+    }
+    std::fs::read(path)
+        .map_err(|e| error(format!("cannot read {}: {e}; replace it", path.display())))
+}
+
 /// Lowercase hex SHA-256 of a file.
 pub fn sha256_file(path: &Path) -> Result<String> {
     use sha2::{Digest, Sha256};
@@ -99,17 +113,31 @@ fn system_roots() -> Option<ureq::tls::RootCerts> {
     None
 }
 
+/// How long a download may receive no bytes before the attempt ends (seconds).
+#[cfg(feature = "download")]
+static READ_TIMEOUT_SECS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(60);
+
+/// Sets how long a download may stall (no bytes received) before it fails: 60 s by default.
+/// For tests of the stalled-server path.
+#[doc(hidden)]
+#[cfg(feature = "download")]
+pub fn set_read_timeout(timeout: Duration) {
+    READ_TIMEOUT_SECS.store(timeout.as_secs().max(1), std::sync::atomic::Ordering::Relaxed);
+}
+
 #[cfg(feature = "download")]
 fn agent() -> ureq::Agent {
+    let stall = READ_TIMEOUT_SECS.load(std::sync::atomic::Ordering::Relaxed);
     let mut config = ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(15)))
-        .timeout_global(Some(Duration::from_secs(1800)));
+        .timeout_per_read(Some(Duration::from_secs(stall)));
     if let Some(roots) = system_roots() {
         config = config.tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build());
     }
     ureq::Agent::new_with_config(config.build())
 }
 
+/// `<dest>.part`: where a file is written until it has been checked.
 #[cfg(feature = "download")]
 fn part_path(dest: &Path) -> PathBuf {
     let mut name = dest.file_name().unwrap_or_default().to_os_string();
@@ -117,40 +145,106 @@ fn part_path(dest: &Path) -> PathBuf {
     dest.with_file_name(name)
 }
 
+/// A `.part` file that is removed when it goes out of scope, unless it was renamed into place
+/// ([`Part::commit`]): no failure path leaves one behind.
+#[cfg(feature = "download")]
+struct Part {
+    path: PathBuf,
+    done: bool,
+}
+
+#[cfg(feature = "download")]
+impl Part {
+    fn new(path: PathBuf) -> Self {
+        Part { path, done: false }
+    }
+
+    /// Renames the checked file into place.
+    fn commit(mut self, dest: &Path) -> Result<()> {
+        std::fs::rename(&self.path, dest)
+            .map_err(|e| error(format!("cannot rename {}: {e}", self.path.display())))?;
+        self.done = true;
+        Ok(())
+    }
+}
+
+#[cfg(feature = "download")]
+impl Drop for Part {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Streams `url` into `path`, printing a progress line (MB, percent, time left) about every
+/// 10% when the size is known.
 #[cfg(feature = "download")]
 fn download_to(url: &str, path: &Path) -> Result<()> {
     println!("downloading {url}");
     let resp = agent().get(url).call().map_err(|e| error(format!("{url}: {e}")))?;
+    let total = resp.body().content_length();
     let mut reader = resp.into_body().into_reader();
     let mut file = std::fs::File::create(path)
         .map_err(|e| error(format!("cannot write {}: {e}", path.display())))?;
-    std::io::copy(&mut reader, &mut file)
-        .map_err(|e| error(format!("{url}: download interrupted: {e}")))?;
+    let (start, mut done, mut next) = (std::time::Instant::now(), 0u64, 0.1f64);
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                let stall = READ_TIMEOUT_SECS.load(std::sync::atomic::Ordering::Relaxed);
+                return Err(error(format!(
+                    "{url}: download interrupted after {:.1} MB ({e}; a server that sends \
+                     nothing for {stall} s is given up on)",
+                    done as f64 / 1e6
+                )));
+            }
+        };
+        std::io::Write::write_all(&mut file, &buf[..n])
+            .map_err(|e| error(format!("cannot write {}: {e}", path.display())))?;
+        done += n as u64;
+        if let Some(total) = total.filter(|&t| t > 0) {
+            let frac = done as f64 / total as f64;
+            if frac >= next && done < total {
+                let secs = start.elapsed().as_secs_f64();
+                println!(
+                    "  {:.1} / {:.1} MB ({:.0}%), ~{:.0} s left",
+                    done as f64 / 1e6,
+                    total as f64 / 1e6,
+                    frac * 100.0,
+                    secs / frac - secs
+                );
+                next = (frac * 10.0).floor() / 10.0 + 0.1;
+            }
+        }
+    }
+    if let Some(total) = total.filter(|&t| done < t) {
+        return Err(error(format!("{url}: the server sent {done} of {total} bytes")));
+    }
     Ok(())
 }
 
-/// Downloads `dest` from the first of `urls` that serves a file whose SHA-256 is `sha256`.
+/// Downloads `dest` from the first of `urls` that serves a file whose SHA-256 is `sha256`,
+/// through `<dest>.part`, which no failure leaves behind.
 #[cfg(feature = "download")]
 pub fn fetch_verified(urls: &[&str], sha256: &str, dest: &Path) -> Result<()> {
     let dir = dest.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)
         .map_err(|e| error(format!("cannot create {}: {e}", dir.display())))?;
-    let part = part_path(dest);
     let mut errors = Vec::new();
     for url in urls {
-        match download_to(url, &part).and_then(|()| sha256_file(&part)) {
-            Ok(got) if got == sha256 => {
-                std::fs::rename(&part, dest)
-                    .map_err(|e| error(format!("cannot rename {}: {e}", part.display())))?;
-                return Ok(());
-            }
+        let part = Part::new(part_path(dest));
+        match download_to(url, &part.path).and_then(|()| sha256_file(&part.path)) {
+            Ok(got) if got == sha256 => return part.commit(dest),
             Ok(got) => {
                 errors.push(format!("{url}: checksum mismatch (SHA-256 {got}, expected {sha256})"))
             }
             Err(e) => errors.push(e.to_string()),
         }
     }
-    let _ = std::fs::remove_file(&part);
     Err(error(errors.join("; ")))
 }
 
@@ -160,11 +254,12 @@ pub fn fetch_verified(urls: &[&str], sha256: &str, dest: &Path) -> Result<()> {
 pub(crate) fn fetch_tar_members(url: &str, dir: &Path, files: &[(&str, &str)]) -> Result<()> {
     std::fs::create_dir_all(dir)
         .map_err(|e| error(format!("cannot create {}: {e}", dir.display())))?;
-    let tarball = dir.join(format!("{}.part", url.rsplit('/').next().unwrap_or("download")));
-    download_to(url, &tarball)?;
-    let result = (|| {
-        let gz = std::fs::File::open(&tarball)
-            .map_err(|e| error(format!("cannot read {}: {e}", tarball.display())))?;
+    let tarball =
+        Part::new(dir.join(format!("{}.part", url.rsplit('/').next().unwrap_or("download"))));
+    download_to(url, &tarball.path)?;
+    {
+        let gz = std::fs::File::open(&tarball.path)
+            .map_err(|e| error(format!("cannot read {}: {e}", tarball.path.display())))?;
         let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(gz));
         let mut done = Vec::new();
         for entry in
@@ -180,22 +275,18 @@ pub(crate) fn fetch_tar_members(url: &str, dir: &Path, files: &[(&str, &str)]) -
             };
             let Some((_, sha)) = files.iter().find(|(n, _)| *n == name) else { continue };
             let dest = dir.join(&name);
-            let part = part_path(&dest);
-            let mut buf = Vec::new();
-            entry
-                .read_to_end(&mut buf)
-                .map_err(|e| error(format!("{url}: corrupt archive: {e}")))?;
-            std::fs::write(&part, &buf)
-                .map_err(|e| error(format!("cannot write {}: {e}", part.display())))?;
-            let got = sha256_file(&part)?;
+            let part = Part::new(part_path(&dest));
+            let mut out = std::fs::File::create(&part.path)
+                .map_err(|e| error(format!("cannot write {}: {e}", part.path.display())))?;
+            std::io::copy(&mut entry, &mut out)
+                .map_err(|e| error(format!("{url}: corrupt archive ({e}) at {name}")))?;
+            let got = sha256_file(&part.path)?;
             if got != *sha {
-                let _ = std::fs::remove_file(&part);
                 return Err(error(format!(
                     "{name} from {url}: checksum mismatch (SHA-256 {got}, expected {sha})"
                 )));
             }
-            std::fs::rename(&part, &dest)
-                .map_err(|e| error(format!("cannot rename {}: {e}", part.display())))?;
+            part.commit(&dest)?;
             done.push(name);
         }
         let absent: Vec<&str> =
@@ -205,9 +296,7 @@ pub(crate) fn fetch_tar_members(url: &str, dir: &Path, files: &[(&str, &str)]) -
         } else {
             Err(error(format!("{url}: archive lacks {}", absent.join(", "))))
         }
-    })();
-    let _ = std::fs::remove_file(&tarball);
-    result
+    }
 }
 
 /// Extracts the zip entry whose name ends with `/member` into `dest` (via a `.part` file).
@@ -224,11 +313,10 @@ pub(crate) fn unpack_zip_member(archive: &Path, member: &str, dest: &Path) -> Re
         .map(|n| n.to_string())
         .ok_or_else(|| error(format!("{} holds no {member}", archive.display())))?;
     let mut entry = zip.by_name(&name).map_err(|e| error(format!("{}: {e}", archive.display())))?;
-    let part = dest.with_extension("part");
-    let mut out = std::fs::File::create(&part)
-        .map_err(|e| error(format!("cannot write {}: {e}", part.display())))?;
+    let part = Part::new(part_path(dest));
+    let mut out = std::fs::File::create(&part.path)
+        .map_err(|e| error(format!("cannot write {}: {e}", part.path.display())))?;
     std::io::copy(&mut entry, &mut out)
         .map_err(|e| error(format!("unpacking {member} failed: {e}")))?;
-    std::fs::rename(&part, dest)
-        .map_err(|e| error(format!("cannot rename {}: {e}", part.display())))
+    part.commit(dest)
 }

@@ -58,20 +58,38 @@ impl Preset {
 
     /// Reads an image file and applies the preset: `(3, crop, crop)`.
     pub fn load(&self, path: impl AsRef<Path>) -> Result<Tensor> {
-        self.apply(&open_rgb(path.as_ref())?)
+        let path = path.as_ref();
+        self.apply_named(&open_rgb(path)?, &path.display().to_string())
     }
 
     /// Applies the preset to a decoded RGB image.
     pub fn apply(&self, img: &RgbImage) -> Result<Tensor> {
+        self.apply_named(img, "the image")
+    }
+
+    /// [`Preset::apply`], naming the image `what` in errors.
+    fn apply_named(&self, img: &RgbImage, what: &str) -> Result<Tensor> {
         let (w, h) = img.dimensions();
         if w == 0 || h == 0 {
-            return Err(error("cannot preprocess an empty image"));
+            return Err(error(format!("cannot preprocess {what}: it is empty ({w}x{h})")));
         }
+        let (short, long) = (w.min(h) as u64, w.max(h) as u64);
+        let scaled_long = self.resize as u64 * long / short;
         let (nw, nh) = if w <= h {
-            (self.resize, ((self.resize as u64 * h as u64) / w as u64) as u32)
+            (self.resize as u64, scaled_long)
         } else {
-            (((self.resize as u64 * w as u64) / h as u64) as u32, self.resize)
+            (scaled_long, self.resize as u64)
         };
+        // The resized image is allocated whole: an image elongated enough to need more than
+        // MAX_PIXELS after resizing is refused (Pillow would fail the same allocation).
+        if scaled_long.saturating_mul(self.resize as u64) > MAX_PIXELS {
+            return Err(error(format!(
+                "cannot preprocess {what}: it is {w}x{h}, and resizing its shorter side to {} \
+                 would make it {nw}x{nh} pixels; crop it to a less elongated photo first",
+                self.resize,
+            )));
+        }
+        let (nw, nh) = (nw as u32, nh as u32);
         let resized = if (nw, nh) == (w, h) {
             img.clone()
         } else {
@@ -100,15 +118,94 @@ impl Preset {
     }
 }
 
-/// Decodes an image file as RGB (grayscale, CMYK and alpha images are converted).
+/// The most pixels an image may have, decoded or after resizing: 64 megapixels (192 MB as RGB),
+/// far above any photo of the notebooks and far below what would exhaust memory.
+const MAX_PIXELS: u64 = 1 << 26;
+
+/// Decodes an image file as RGB (grayscale, CMYK and alpha images are converted). The size its
+/// header declares is checked before anything is decoded (at most [`MAX_PIXELS`]), and a JPEG
+/// whose data ends before its end-of-image marker is an error (Pillow: "image file is
+/// truncated"), as is any file the decoders reject.
 pub fn open_rgb(path: &Path) -> Result<RgbImage> {
-    let img = image::ImageReader::open(path)
-        .map_err(|e| error(format!("cannot open image {}: {e}", path.display())))?
+    let shown = path.display();
+    if path.is_dir() {
+        return Err(error(format!("{shown} is a folder, not an image file")));
+    }
+    let bytes =
+        std::fs::read(path).map_err(|e| error(format!("cannot open image {shown}: {e}")))?;
+    if bytes.starts_with(&[0xFF, 0xD8]) && !jpeg_complete(&bytes) {
+        return Err(error(format!(
+            "{shown} is a truncated JPEG (its data ends before the end-of-image marker); \
+             download or copy it again"
+        )));
+    }
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(&bytes))
         .with_guessed_format()
-        .map_err(|e| error(format!("cannot read image {}: {e}", path.display())))?
-        .decode()
-        .map_err(|e| error(format!("{} is not a decodable image: {e}", path.display())))?;
+        .map_err(|e| error(format!("cannot read image {shown}: {e}")))?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(MAX_PIXELS * 4);
+    reader.limits(limits.clone());
+    let (w, h) = reader
+        .into_dimensions()
+        .map_err(|e| error(format!("{shown} is not a decodable image: {e}")))?;
+    if w as u64 * h as u64 > MAX_PIXELS {
+        return Err(error(format!(
+            "{shown} is {w}x{h} pixels, more than the {MAX_PIXELS} this reader decodes; \
+             resize it first"
+        )));
+    }
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(&bytes))
+        .with_guessed_format()
+        .map_err(|e| error(format!("cannot read image {shown}: {e}")))?;
+    reader.limits(limits);
+    let img =
+        reader.decode().map_err(|e| error(format!("{shown} is not a decodable image: {e}")))?;
     Ok(img.to_rgb8())
+}
+
+/// Whether a JPEG's data reaches its end-of-image marker: walks the segments to each scan, then
+/// the scan's entropy-coded data (where a 0xFF byte is followed by 0x00 or a restart marker) to
+/// the next marker; the file is complete when that marker is EOI (0xFFD9).
+fn jpeg_complete(b: &[u8]) -> bool {
+    let mut i = 2; // after SOI
+    loop {
+        // The next marker: 0xFF, optional fill bytes 0xFF, the code.
+        while i < b.len() && b[i] != 0xFF {
+            i += 1; // tolerate stray bytes between segments, as decoders do
+        }
+        while i < b.len() && b[i] == 0xFF {
+            i += 1;
+        }
+        let Some(&code) = b.get(i) else { return false };
+        i += 1;
+        match code {
+            0xD9 => return true,
+            0x01 | 0xD0..=0xD7 => {}
+            _ => {
+                let Some(len) = b.get(i..i + 2).map(|l| u16::from_be_bytes([l[0], l[1]]) as usize)
+                else {
+                    return false;
+                };
+                i += len;
+                if i > b.len() {
+                    return false;
+                }
+                if code == 0xDA {
+                    // Entropy-coded data up to the next marker that is not a restart.
+                    loop {
+                        while i < b.len() && b[i] != 0xFF {
+                            i += 1;
+                        }
+                        match b.get(i + 1) {
+                            None => return false,
+                            Some(0x00) | Some(0xD0..=0xD7) => i += 2,
+                            Some(_) => break,
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// A flat folder of `ILSVRC2012_val_XXXXXXXX.JPEG` files with their labels.
@@ -123,39 +220,54 @@ pub struct ValFolder {
 impl ValFolder {
     /// `dir` with a labels file that is either `file label` per line (any subset of the
     /// validation images) or one label per line for `ILSVRC2012_val_00000001.JPEG`, `..02`, ...
-    /// (the full 50,000-image layout). Every listed file must exist; labels must be < 1000.
+    /// (the full 50,000-image layout), told apart by the first line. Every listed file must
+    /// exist and labels must be < 1000; with one label per line, every line must hold one label
+    /// and their count must equal the folder's `.JPEG` files (a missing line would shift every
+    /// later label).
     pub fn open(dir: impl AsRef<Path>, labels: impl AsRef<Path>) -> Result<Self> {
         let (dir, labels_path) = (dir.as_ref(), labels.as_ref());
-        let text = std::fs::read_to_string(labels_path).map_err(|e| {
-            error(format!("cannot read the labels file {}: {e}", labels_path.display()))
-        })?;
+        let list = labels_path.display();
+        let text = std::fs::read_to_string(labels_path)
+            .map_err(|e| error(format!("cannot read the labels file {list}: {e}")))?;
+        let lines: Vec<&str> = text.trim_end().lines().map(str::trim).collect();
+        // One label per line (the full 50,000-image layout) or `file label` per line.
+        let per_line = lines.first().is_some_and(|l| l.split_whitespace().count() == 1);
         let (mut files, mut labels) = (Vec::new(), Vec::new());
-        for (n, line) in text.lines().map(str::trim).filter(|l| !l.is_empty()).enumerate() {
-            let mut parts = line.split_whitespace();
-            let (file, label) = match (parts.next(), parts.next()) {
-                (Some(f), Some(l)) => (f.to_string(), l),
-                (Some(l), None) => (format!("ILSVRC2012_val_{:08}.JPEG", n + 1), l),
-                _ => continue,
+        for (n, line) in lines.iter().enumerate() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (file, label) = match (per_line, fields.as_slice()) {
+                (true, [l]) => (format!("ILSVRC2012_val_{:08}.JPEG", n + 1), *l),
+                (false, [f, l]) => (f.to_string(), *l),
+                (false, []) => continue,
+                (true, _) => {
+                    return Err(error(format!(
+                        "{list} line {}: `{line}` is not one label, as the lines before it are \
+                         (an empty or extra line would shift every later label); fix the list",
+                        n + 1
+                    )))
+                }
+                (false, _) => {
+                    return Err(error(format!(
+                        "{list} line {}: `{line}` is not `file label`, as the lines before it \
+                         are; fix the list",
+                        n + 1
+                    )))
+                }
             };
             let label: usize = label.parse().map_err(|_| {
-                error(format!(
-                    "{} line {}: `{line}` has no integer label",
-                    labels_path.display(),
-                    n + 1
-                ))
+                error(format!("{list} line {}: `{line}` has no integer label; fix the list", n + 1))
             })?;
             if label >= 1000 {
                 return Err(error(format!(
-                    "{} line {}: label {label} is not an ImageNet-1k class (0..999)",
-                    labels_path.display(),
+                    "{list} line {}: label {label} is not an ImageNet-1k class (0..999, \
+                     torchvision's class order); fix the list",
                     n + 1
                 )));
             }
             let path = dir.join(&file);
             if !path.exists() {
                 return Err(error(format!(
-                    "{} lists {file}, which is not in {}",
-                    labels_path.display(),
+                    "{list} lists {file}, which is not in {}; fix the list or add the image",
                     dir.display()
                 )));
             }
@@ -163,7 +275,24 @@ impl ValFolder {
             labels.push(label);
         }
         if files.is_empty() {
-            return Err(error(format!("{} lists no images", labels_path.display())));
+            return Err(error(format!("{list} lists no images")));
+        }
+        if per_line {
+            // As the original's loader checks: a missing line would shift every later label.
+            let jpegs = std::fs::read_dir(dir)
+                .map_err(|e| error(format!("cannot list {}: {e}", dir.display())))?
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().to_ascii_uppercase().ends_with(".JPEG"))
+                .count();
+            if jpegs != files.len() {
+                return Err(error(format!(
+                    "{list} has {} labels, one per line, but {} holds {jpegs} .JPEG files: a \
+                     missing or extra line would shift every later label; fix the list (or use \
+                     `file label` lines)",
+                    files.len(),
+                    dir.display()
+                )));
+            }
         }
         Ok(ValFolder { files, labels })
     }

@@ -83,23 +83,34 @@ pub fn ensure_mnist(root: &Path) -> Result<PathBuf> {
     ))
 }
 
-/// Reads a whole file, transparently un-gzipping it when it starts with the gzip magic.
+/// The most bytes a gzipped data file may expand to: MNIST's largest is 47 MB.
+const MAX_UNZIPPED: u64 = 1 << 28;
+
+/// Reads a whole file, transparently un-gzipping it when it starts with the gzip magic (up to
+/// [`MAX_UNZIPPED`] bytes).
 fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
-    let raw =
-        std::fs::read(path).map_err(|e| error(format!("cannot read {}: {e}", path.display())))?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::with_capacity(raw.len() * 8);
-        flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out).map_err(|e| {
+    let raw = super::fetch::read_data_file(path)?;
+    if !raw.starts_with(&[0x1f, 0x8b]) {
+        return Ok(raw);
+    }
+    let mut out = Vec::with_capacity(raw.len() * 8);
+    flate2::read::GzDecoder::new(&raw[..]).take(MAX_UNZIPPED + 1).read_to_end(&mut out).map_err(
+        |e| {
             error(format!(
                 "{} is a corrupt or truncated gzip file ({e}); delete it so it is fetched again, \
                  or replace it",
                 path.display()
             ))
-        })?;
-        Ok(out)
-    } else {
-        Ok(raw)
+        },
+    )?;
+    if out.len() as u64 > MAX_UNZIPPED {
+        return Err(error(format!(
+            "{} expands to more than {MAX_UNZIPPED} bytes, far more than any MNIST file: it is \
+             not one; delete it so it is fetched again, or replace it",
+            path.display()
+        )));
     }
+    Ok(out)
 }
 
 fn be_u32(b: &[u8], i: usize) -> u32 {
@@ -141,8 +152,14 @@ pub fn read_idx(path: &Path, expected_rank: usize) -> Result<Idx> {
         return Err(error(format!("{} is truncated inside its header; replace it", what())));
     }
     let dims: Vec<usize> = (1..=expected_rank).map(|i| be_u32(&bytes, i) as usize).collect();
-    let n: usize = dims.iter().product();
     let got = bytes.len() - header;
+    let Some(n) = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) else {
+        return Err(error(format!(
+            "{} declares dimensions {dims:?}, more bytes than can exist: the file is corrupt; \
+             replace it",
+            what()
+        )));
+    };
     if got != n {
         return Err(error(format!(
             "{} declares {dims:?} = {n} bytes of data but holds {got}: the file is {}; replace it",
@@ -166,25 +183,29 @@ pub fn load_mnist(root: &Path, train: bool) -> Result<Dataset> {
             dir.join(format!("{prefix}-{stem}"))
         }
     };
-    let images = read_idx(&pick("images-idx3-ubyte"), 3)?;
-    let labels = read_idx(&pick("labels-idx1-ubyte"), 1)?;
+    let (images_path, labels_path) = (pick("images-idx3-ubyte"), pick("labels-idx1-ubyte"));
+    let images = read_idx(&images_path, 3)?;
+    let labels = read_idx(&labels_path, 1)?;
     let (n, h, w) = (images.dims[0], images.dims[1], images.dims[2]);
     if (h, w) != (28, 28) {
         return Err(error(format!(
-            "MNIST images must be 28x28, the file says {h}x{w}; replace it"
+            "{} holds {h}x{w} images, MNIST's are 28x28: not an MNIST file; replace it",
+            images_path.display()
         )));
     }
     if labels.dims[0] != n {
         return Err(error(format!(
-            "MNIST {prefix} set has {n} images but {} labels: the two files do not belong \
-             together; replace them",
+            "{} holds {n} images but {} holds {} labels: the two files do not belong together; \
+             replace them",
+            images_path.display(),
+            labels_path.display(),
             labels.dims[0]
         )));
     }
-    if let Some(bad) = labels.data.iter().find(|&&l| l > 9) {
+    if let Some((i, bad)) = labels.data.iter().enumerate().find(|(_, &l)| l > 9) {
         return Err(error(format!(
-            "MNIST {prefix} labels contain {bad}, outside 0..=9: the label \
-         file is corrupt; replace it"
+            "{} holds label {bad} (item {i}), outside 0..=9: the file is corrupt; replace it",
+            labels_path.display()
         )));
     }
     Dataset::from_u8(images.data, labels.data, (1, 28, 28))

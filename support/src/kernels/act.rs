@@ -5,7 +5,7 @@
 //! backward reads the saved output once: `dX = dY where y > 0, else 0` (PyTorch's rule: the
 //! gradient at exactly 0 is 0).
 
-use super::{map, slice, zip_chunks};
+use super::{map, relu1, slice, zip_chunks};
 use crate::{error, Result, Tensor};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape};
 
@@ -17,7 +17,7 @@ impl CustomOp1 for Relu {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        Ok((CpuStorage::F32(map(slice(s, l, "relu")?, |v| v.max(0.0))), l.shape().clone()))
+        Ok((CpuStorage::F32(map(slice(s, l, "relu")?, relu1)), l.shape().clone()))
     }
 
     fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {

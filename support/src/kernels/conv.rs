@@ -19,7 +19,7 @@
 //! Zero padding is symmetric here; `nn::Conv2d` pads the input itself for asymmetric padding.
 
 use super::gemm::{matmul, Mat, MatMut};
-use super::{impl_bias_op, tensor_like, threads, with_slices};
+use super::{impl_bias_op, relu1, tensor_like, threads, with_slices};
 use crate::{error, Result, Tensor};
 use candle_core::{CpuStorage, Layout, Shape};
 use gemm::Parallelism;
@@ -287,7 +287,7 @@ impl Conv2dOp {
                     let out = MatMut::new(&mut *dst, g.o, ohw);
                     matmul(out, bias.is_some(), w, Mat::new(src, ckk, ohw, ohw), par);
                     if self.relu {
-                        dst.iter_mut().for_each(|v| *v = v.max(0.0));
+                        dst.iter_mut().for_each(|v| *v = relu1(*v));
                     }
                     continue;
                 }
@@ -301,7 +301,7 @@ impl Conv2dOp {
                         let (s, b) =
                             (&wide[oc * ld + i * ohw..][..ohw], bias.map_or(0.0, |b| b[oc]));
                         if self.relu {
-                            d.iter_mut().zip(s).for_each(|(d, s)| *d = (s + b).max(0.0));
+                            d.iter_mut().zip(s).for_each(|(d, s)| *d = relu1(s + b));
                         } else {
                             d.iter_mut().zip(s).for_each(|(d, s)| *d = s + b);
                         }

@@ -221,7 +221,7 @@ fn forward_image<const B: usize>(
                     let b = bias.map_or(0.0, |b| b[o0 + k]);
                     let dst = &mut out[((o0 + k) * oh + y) * ow + x0..][..len];
                     for (d, v) in dst.iter_mut().zip(v) {
-                        *d = if relu { (v + b).max(0.0) } else { v + b };
+                        *d = if relu { super::relu1(v + b) } else { v + b };
                     }
                 }
             }

@@ -28,6 +28,17 @@ use crate::{error, Result, Tensor};
 use candle_core::{CpuStorage, DType, Layout, Storage};
 use rayon::prelude::*;
 
+/// `max(v, 0)` as PyTorch's ReLU computes it: a NaN stays NaN (`f32::max` would return 0 and
+/// hide a diverging run). Written as a select, so loops over it vectorise.
+#[inline(always)]
+pub(crate) fn relu1(v: f32) -> f32 {
+    if v < 0.0 {
+        0.0
+    } else {
+        v
+    }
+}
+
 /// Below this many elements one thread does an element-wise pass (spawning costs more).
 pub(crate) const PAR_MIN: usize = 1 << 15;
 

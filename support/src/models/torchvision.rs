@@ -583,6 +583,17 @@ impl TorchvisionModel {
         }
     }
 
+    /// The size of its features ([`TorchvisionNet::features`]): AlexNet 9216, VGG16 25088,
+    /// ResNet18 512, ResNet101 and Inception v3 2048.
+    pub fn feature_dim(self) -> usize {
+        match self {
+            TorchvisionModel::AlexNet => 256 * 36,
+            TorchvisionModel::Vgg16 => 512 * 49,
+            TorchvisionModel::ResNet18 => 512,
+            TorchvisionModel::ResNet101 | TorchvisionModel::InceptionV3 => 2048,
+        }
+    }
+
     /// The preprocessing preset of its pretrained weights (Inception: 342/299, others 256/224).
     pub fn preset(self) -> Preset {
         match self {

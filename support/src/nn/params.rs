@@ -140,26 +140,28 @@ impl Params {
         for (name, var) in self.vars.iter().chain(&self.buffers) {
             let t = map.get(name).ok_or_else(|| {
                 error(format!(
-                    "{source} has no tensor `{name}`: it was saved from a different \
-                 model (it holds {} tensors)",
+                    "{source} has no tensor `{name}`: it was saved from a different model (it \
+                     holds {} tensors); load the weights saved from this architecture",
                     map.len()
                 ))
             })?;
             if t.dims() != var.dims() {
                 return Err(error(format!(
                     "`{name}` in {source} has shape {:?}, the model expects {:?}: the file \
-                     belongs to a different architecture",
+                     belongs to a different architecture; load the weights saved from this one",
                     t.dims(),
                     var.dims()
                 )));
             }
             if !t.dtype().is_float() {
                 return Err(error(format!(
-                    "`{name}` in {source} has dtype {:?}, a float type was expected",
+                    "`{name}` in {source} has dtype {:?}, a float type was expected: the file is \
+                     not this model's weights; load the right file or save them as floats",
                     t.dtype()
                 )));
             }
-            values.push(t.to_dtype(var.dtype())?.to_device(var.device())?);
+            let value = t.to_dtype(var.dtype()).and_then(|t| t.to_device(var.device()));
+            values.push(value.map_err(|e| error(format!("`{name}` in {source}: {e}")))?);
         }
         for ((_, var), value) in self.vars.iter().chain(&self.buffers).zip(values) {
             var.set(&value)?;

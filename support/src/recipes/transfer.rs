@@ -14,7 +14,7 @@ use crate::train::{
     evaluate_model, fit, print_overall_metrics, FitOptions, History, Loss, Metrics,
 };
 use crate::viz::Figure;
-use crate::{error, Device, Result, Tensor};
+use crate::{error, DType, Device, Result, Tensor};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -58,6 +58,14 @@ impl Backbone {
         match self {
             Backbone::EfficientNet(m) => m.preset(),
             Backbone::Torchvision(m) => m.preset(),
+        }
+    }
+
+    /// The size `D` of its pooled features.
+    pub fn feature_dim(&self) -> usize {
+        match self {
+            Backbone::EfficientNet(_) => 1280,
+            Backbone::Torchvision(m) => m.arch.feature_dim(),
         }
     }
 
@@ -164,6 +172,7 @@ pub fn cache_file(backbone: &Backbone, name: &str, n: usize) -> PathBuf {
 }
 
 fn load_cached(
+    backbone: &Backbone,
     path: &std::path::Path,
     ds: &Dataset,
     name: &str,
@@ -173,29 +182,58 @@ fn load_cached(
         return Ok(None);
     }
     let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-    let map = candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| {
+    let bad = |what: String| {
         error(format!(
-            "the feature cache {file} in {} is unreadable ({e}); delete it and run again",
-            cache_dir().display()
+            "the feature cache {file} in {} {what}: it was not written for {} on this data; \
+             delete it and run again",
+            cache_dir().display(),
+            backbone.name()
         ))
-    })?;
-    let (Some(f), Some(l)) = (map.get("features"), map.get("labels")) else { return Ok(None) };
-    if f.dim(0)? != ds.len() || l.to_vec1::<u32>()? != ds.labels.to_vec1::<u32>()? {
+    };
+    let map = candle_core::safetensors::load(path, &Device::Cpu)
+        .map_err(|e| bad(format!("is unreadable ({e})")))?;
+    let (Some(f), Some(l)) = (map.get("features"), map.get("labels")) else {
+        return Err(bad("has no `features` or no `labels`".into()));
+    };
+    let n = ds.len();
+    let dim = backbone.feature_dim();
+    if f.dims() != [n, dim] || f.dtype() != DType::F32 {
+        return Err(bad(format!(
+            "holds features {:?} {:?}, {n} x {dim} f32 were expected",
+            f.dims(),
+            f.dtype()
+        )));
+    }
+    if l.dims() != [n] || l.dtype() != DType::U32 {
+        return Err(bad(format!(
+            "holds labels {:?} {:?}, {n} u32 were expected",
+            l.dims(),
+            l.dtype()
+        )));
+    }
+    if l.to_vec1::<u32>()? != ds.labels.to_vec1::<u32>()? {
         return Ok(None); // another data set of the same size: recompute
     }
     let blocks = match block {
         Some(k) => match map.get(&block_key(k)) {
-            Some(b) => Some(Dataset::new(b.clone(), l.clone())?),
+            Some(b) if b.rank() == 4 && b.dim(0)? == n => Some(Dataset::new(b.clone(), l.clone())?),
+            Some(b) => {
+                return Err(bad(format!(
+                    "holds block activations {:?}, ({n}, C, H, W) were expected",
+                    b.dims()
+                )))
+            }
             None => return Ok(None),
         },
         None => None,
     };
-    let seconds = map
-        .get("seconds")
-        .map(|s| s.to_vec1::<f64>())
-        .transpose()?
-        .and_then(|v| v.first().copied())
-        .unwrap_or(f64::NAN);
+    let seconds = match map.get("seconds") {
+        Some(s) => {
+            s.to_vec1::<f64>().map_err(|_| bad("holds a `seconds` that is not f64".into()))?
+        }
+        None => Vec::new(),
+    };
+    let seconds = seconds.first().copied().unwrap_or(f64::NAN);
     let features = Features {
         pooled: Dataset::new(f.clone(), l.clone())?,
         block: blocks,
@@ -204,7 +242,7 @@ fn load_cached(
     };
     println!(
         "{name}: loaded {} cached feature vectors {:?} from {file} (computed in \
-     {seconds:.1} s, {:.1} images/s)",
+         {seconds:.1} s, {:.1} images/s)",
         ds.len(),
         f.dims(),
         features.images_per_second()
@@ -221,7 +259,7 @@ fn extract(
 ) -> Result<Features> {
     let preset = backbone.preset();
     let path = cache_file(backbone, name, ds.len());
-    if let Some(f) = load_cached(&path, ds, name, block)? {
+    if let Some(f) = load_cached(backbone, &path, ds, name, block)? {
         return Ok(f);
     }
     let start = Instant::now();

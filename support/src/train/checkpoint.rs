@@ -79,17 +79,35 @@ impl Checkpoint<'_> {
                 .collect()
         };
         let scalar = |k: &str| -> Result<Vec<i64>> {
-            map.get(k).ok_or_else(|| error(format!("{source} has no `{k}`")))?.to_vec1::<i64>()
+            let t = map.get(k).ok_or_else(|| error(format!("it has no `{k}`")))?;
+            t.to_vec1::<i64>().map_err(|e| error(format!("its `{k}` is not a list of i64 ({e})")))
         };
-        model.params().load_tensors(&part(CKPT_MODEL), &source)?;
-        optimizer.load_state(&part(CKPT_OPTIM))?;
-        loader.set_epoch(scalar("loader_epoch")?.first().copied().unwrap_or(0) as u64);
-        if let Some(rng) = model.dropout_rng() {
-            let s = scalar("dropout_rng")?;
-            let state: [u64; 4] = std::array::from_fn(|i| s.get(i).copied().unwrap_or(0) as u64);
-            *rng.borrow_mut() = crate::rng::Rng::from_state(state)
-                .ok_or_else(|| error(format!("{source} has no valid dropout generator state")))?;
-        }
+        let mut restore = || -> Result<()> {
+            model.params().load_tensors(&part(CKPT_MODEL), &source)?;
+            optimizer.load_state(&part(CKPT_OPTIM))?;
+            loader.set_epoch(scalar("loader_epoch")?.first().copied().unwrap_or(0) as u64);
+            if let Some(rng) = model.dropout_rng() {
+                let s = scalar("dropout_rng")?;
+                let state: [u64; 4] =
+                    std::array::from_fn(|i| s.get(i).copied().unwrap_or(0) as u64);
+                *rng.borrow_mut() = crate::rng::Rng::from_state(state)
+                    .ok_or_else(|| error("it has no valid dropout generator state"))?;
+            }
+            let state_finite = optimizer.state()?.iter().try_fold(true, |ok, (_, t)| {
+                let v = t.flatten_all()?.to_dtype(candle_core::DType::F64)?.to_vec1::<f64>()?;
+                Ok::<bool, crate::Error>(ok && v.iter().all(|x| x.is_finite()))
+            })?;
+            if !super::params_finite(model)? || !state_finite {
+                return Err(error(
+                    "its weights or optimiser state are not finite (saved by a run that diverged; \
+                     lower the learning rate when you start over)",
+                ));
+            }
+            Ok(())
+        };
+        restore().map_err(|e| {
+            error(format!("{source} cannot be resumed: {e}; delete it to start the run over"))
+        })?;
         Ok(history)
     }
 }

@@ -63,8 +63,12 @@ impl History {
     /// Reads a history written by [`History::save`].
     pub fn load(path: impl AsRef<std::path::Path>) -> Result<Self> {
         let path = path.as_ref();
-        let map = candle_core::safetensors::load(path, &candle_core::Device::Cpu)
-            .map_err(|e| error(format!("{} is not a saved history: {e}", path.display())))?;
+        let map = candle_core::safetensors::load(path, &candle_core::Device::Cpu).map_err(|e| {
+            error(format!(
+                "{} is not a saved history ({e}); delete it to train again",
+                path.display()
+            ))
+        })?;
         History::from_tensors(&map, "", &path.display().to_string())
     }
 
@@ -88,18 +92,36 @@ impl History {
         source: &str,
     ) -> Result<Self> {
         let get = |k: &str| -> Result<Vec<f64>> {
-            map.get(&format!("{prefix}{k}"))
-                .ok_or_else(|| {
-                    error(format!("{source} has no `{prefix}{k}`: it is not a saved history"))
-                })?
-                .to_vec1::<f64>()
+            let key = format!("{prefix}{k}");
+            let t = map.get(&key).ok_or_else(|| {
+                error(format!("{source} has no `{key}`: it is not a saved history"))
+            })?;
+            t.to_vec1::<f64>().map_err(|e| {
+                error(format!(
+                    "`{key}` in {source} is not a list of f64 ({e}): not a saved history"
+                ))
+            })
         };
-        Ok(History {
+        let h = History {
             train_loss: get("train_loss")?,
             val_loss: get("val_loss")?,
             val_accuracy: get("val_accuracy")?,
             epoch_seconds: get("epoch_seconds")?,
-        })
+        };
+        let n = h.train_loss.len();
+        if h.epoch_seconds.len() != n
+            || h.val_loss.len() > n
+            || h.val_accuracy.len() != h.val_loss.len()
+        {
+            return Err(error(format!(
+                "{source} holds {n} training losses, {} validation losses, {} accuracies and {} \
+                 epoch times: not a consistent history",
+                h.val_loss.len(),
+                h.val_accuracy.len(),
+                h.epoch_seconds.len()
+            )));
+        }
+        Ok(h)
     }
 
     /// Shows the loss curves inline (evcxr calls this when a cell's value is a `History`).

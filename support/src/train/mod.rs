@@ -107,6 +107,11 @@ pub fn fit(
     opts: FitOptions,
 ) -> Result<History> {
     let FitOptions { epochs, val, verbose, schedule, checkpoint } = opts;
+    if train.num_samples() == 0 {
+        return Err(error(
+            "the training set is empty: there is nothing to train on (check the data split)",
+        ));
+    }
     let checkpoint = checkpoint.map(|path| Checkpoint { path });
     crate::env::fence_tensor_ids(&model.params().vars())?;
     let device = model.device();
@@ -124,6 +129,16 @@ pub fn fit(
     }
     let first = history.train_loss.len() + 1;
     let mut step = (first - 1) * train.num_batches();
+    // With a checkpoint, an error during an epoch says what the checkpoint still holds.
+    let kept = |e: crate::Error, epoch: usize| match checkpoint {
+        Some(c) if epoch > 1 => error(format!(
+            "{e} (the checkpoint {} keeps the run up to epoch {})",
+            c.path.display(),
+            epoch - 1
+        )),
+        Some(c) => error(format!("{e} (no epoch was checkpointed in {})", c.path.display())),
+        None => e,
+    };
     for epoch in first..=epochs {
         let t0 = Instant::now();
         let (mut sum, mut count) = (0.0f64, 0usize);
@@ -138,7 +153,7 @@ pub fn fit(
             let batch_loss = loss.compute(&out, &y)?;
             let grads = batch_loss.backward()?;
             let l = batch_loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            check_finite(l, epoch, b + 1, optimizer.learning_rate())?;
+            check_finite(l, epoch, b + 1, optimizer.learning_rate()).map_err(|e| kept(e, epoch))?;
             optimizer.step(&grads)?;
             sum += l * x.dim(0)? as f64;
             count += x.dim(0)?;
@@ -155,6 +170,17 @@ pub fn fit(
             println!("{}", history.epoch_line(epoch - 1));
         }
         if let Some(c) = checkpoint {
+            // A state that is no longer finite is never checkpointed: every later run would
+            // resume it and fail again.
+            if !val_loss.is_finite() || !params_finite(model)? {
+                let e = error(format!(
+                    "the model's weights stopped being finite in epoch {epoch} (validation loss \
+                     {val_loss}): training diverged, and this epoch was not checkpointed. Lower \
+                     the learning rate (now {}) and run again",
+                    optimizer.learning_rate(),
+                ));
+                return Err(kept(e, epoch));
+            }
             c.save(model, optimizer, &history, train)?;
         }
     }
@@ -163,4 +189,15 @@ pub fn fit(
         println!("Average time per epoch: {:.3}s", history.seconds_per_epoch());
     }
     Ok(history)
+}
+
+/// Whether every parameter and buffer of `model` is finite.
+pub(crate) fn params_finite(model: &dyn Model) -> Result<bool> {
+    for (_, t) in model.params().state_dict() {
+        let v = t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        if !v.iter().all(|x| x.is_finite()) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
