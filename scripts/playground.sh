@@ -2,9 +2,9 @@
 # The project's commands. Run from anywhere; everything happens in the repository.
 #
 #   bash scripts/playground.sh notebooks [NAME...]  set up, then execute the notebooks in place (the main job)
-#   bash scripts/playground.sh test                 set up, cargo fmt/clippy/test, every notebook in quick mode
+#   bash scripts/playground.sh test [NAME...]       set up, cargo fmt/clippy/test, the notebooks in quick mode
 #   bash scripts/playground.sh setup                only install what is missing (idempotent)
-#   bash scripts/playground.sh lab                  set up and start JupyterLab on the notebooks
+#   bash scripts/playground.sh lab [ARGS...]        set up and start JupyterLab on the notebooks (ARGS go to it)
 #   bash scripts/playground.sh bench                training-step benchmark against the PyTorch peer
 #
 # Needs: a Rust toolchain (rustup) and Python 3.9+ with venv; conda users can create
@@ -30,7 +30,7 @@ setup() {
     cargo install evcxr_jupyter --version "$EVCXR_VERSION" --locked
   fi
   if [ -n "${CONDA_PREFIX:-}" ] && python3 -c "import nbclient, nbformat" 2>/dev/null; then
-    PY="python3"   # inside the conda environment of environment.yml
+    PY="$(command -v python3)"   # inside the conda environment of environment.yml
   else
     [ -x "$VENV/bin/python" ] || { step "creating the Python environment .venv"; python3 -m venv "$VENV"; }
     PY="$VENV/bin/python"
@@ -42,12 +42,35 @@ setup() {
       "$VENV/bin/pip" install --quiet $pkgs
     fi
   fi
-  if ! "$PY" -c "import sys; from jupyter_client.kernelspec import find_kernel_specs; sys.exit('rust' not in find_kernel_specs())"; then
+  # evcxr's own registration, for a JupyterLab started without this script. (evcxr_jupyter
+  # installs into $JUPYTER_PATH when it is set, so it is unset here.)
+  if ! env -u JUPYTER_PATH "$PY" -c "import sys; from jupyter_client.kernelspec import find_kernel_specs; sys.exit('rust' not in find_kernel_specs())"; then
     step "registering the Rust kernel"
-    evcxr_jupyter --install
+    env -u JUPYTER_PATH evcxr_jupyter --install
   fi
-  mkdir -p notebooks/.evcxr_build   # evcxr's shared build folder (see notebooks/evcxr.toml)
+  # The notebooks' own `rust` kernel: evcxr in a build folder no other running kernel uses
+  # (scripts/evcxr_kernel.py), found first through JUPYTER_PATH by `lab` and the notebook runner.
+  # evcxr's kernel files (logos, version.txt) first, then a kernel.json that runs the script.
+  local spec="$ROOT/notebooks/.jupyter/kernels/rust"
+  if [ ! -f "$spec/version.txt" ]; then
+    JUPYTER_PATH="$ROOT/notebooks/.jupyter" evcxr_jupyter --install >/dev/null
+  fi
+  "$PY" - "$spec/kernel.json" "$PY" "$ROOT/scripts/evcxr_kernel.py" <<'PYEOF'
+import json, sys
+path, python, script = sys.argv[1:]
+spec = {"argv": [python, script, "--control_file", "{connection_file}"], "display_name": "Rust",
+        "interrupt_mode": "message", "language": "rust"}
+old = None
+try:
+    old = json.load(open(path))
+except Exception:
+    pass
+if old != spec:
+    json.dump(spec, open(path, "w"), indent=2)
+PYEOF
 }
+
+export JUPYTER_PATH="$ROOT/notebooks/.jupyter${JUPYTER_PATH:+:$JUPYTER_PATH}"
 
 notebook_list() {
   if [ $# -gt 0 ]; then for n in "$@"; do echo "notebooks/${n%.ipynb}.ipynb"; done
@@ -65,6 +88,7 @@ case "$cmd" in
     "$PY" scripts/readme_tables.py
     ;;
   test)
+    # `test NAME...` executes only those notebooks (all of them by default).
     export PLAYGROUND_NO_LAB=1
     setup
     step "cargo fmt --check and clippy (warnings are errors)"
@@ -73,15 +97,21 @@ case "$cmd" in
     step "cargo test"
     cargo test --workspace
     out="$(mktemp -d)"
+    step "checking the logic of this script (lab in a venv and in conda) and of the kernel's build folders"
+    bash scripts/playground_selftest.sh
     step "checking that the notebook runner fails on a cell that panics or returns Err"
     "$PY" scripts/run_notebooks.py --selftest "$out/selftest"
-    step "executing every notebook in quick mode (PLAYGROUND_QUICK=1)"
+    step "executing the notebooks in quick mode (PLAYGROUND_QUICK=1)"
     # shellcheck disable=SC2046
-    PLAYGROUND_QUICK=1 "$PY" scripts/run_notebooks.py --output-dir "$out" $(notebook_list)
+    PLAYGROUND_QUICK=1 "$PY" scripts/run_notebooks.py --output-dir "$out" $(notebook_list "$@")
     ;;
   lab)
     setup
-    cd notebooks && exec "$(dirname "$PY")/jupyter" lab ${PLAYGROUND_LAB_ARGS:-}
+    # shellcheck disable=SC2086
+    set -- "$PY" -m jupyter lab "$@" ${PLAYGROUND_LAB_ARGS:-}
+    cd notebooks
+    if [ -n "${PLAYGROUND_DRY_RUN:-}" ]; then echo "would run in $PWD: $*"; exit 0; fi
+    exec "$@"
     ;;
   bench)
     cargo run --release -p support --bin bench

@@ -14,12 +14,22 @@ cell before checking it.
 Notebooks run one after another (they share the build folder notebooks/.evcxr_build).
 """
 import argparse
+import os
 import pathlib
 import sys
 import time
 
 import nbformat
 from nbclient import NotebookClient
+
+
+# The repository's own `rust` kernel (scripts/evcxr_kernel.py: a build folder per running kernel),
+# registered by `playground.sh setup` in notebooks/.jupyter, goes first on the kernel search path.
+LOCAL_KERNELS = pathlib.Path(__file__).resolve().parent.parent / "notebooks" / ".jupyter"
+if (LOCAL_KERNELS / "kernels" / "rust" / "kernel.json").exists():
+    paths = os.environ.get("JUPYTER_PATH", "").split(os.pathsep)
+    if str(LOCAL_KERNELS) not in paths:
+        os.environ["JUPYTER_PATH"] = os.pathsep.join([str(LOCAL_KERNELS)] + [p for p in paths if p])
 
 
 class CellFailed(Exception):

@@ -1,6 +1,8 @@
 //! The CIFAR-10 zoo: parameter counts equal to the original notebook's, output shapes, and a
 //! clear error for a wrong input size.
 
+mod common;
+
 use support::candle::{DType, Device, Tensor};
 use support::models::{CifarModel, CifarNet};
 use support::nn::Model;
@@ -70,8 +72,7 @@ fn wrong_image_size_is_a_clear_error() {
 #[test]
 fn train_or_load_saves_then_resumes() {
     let dir = runs_dir();
-    let ds =
-        support::data::load_cifar10(&support::env::data_dir(), false).unwrap().take(96).unwrap();
+    let ds = support::data::load_cifar10(&common::real_data(), false).unwrap().take(96).unwrap();
     let train = support::data::DataLoader::new(ds.take(64).unwrap(), 32, true, 1).unwrap();
     let val = support::data::DataLoader::new(
         ds.select(&(64..96).collect::<Vec<u32>>()).unwrap(),
@@ -158,7 +159,7 @@ fn inception_bn_and_the_modern_recipe() {
     assert_eq!(buffer(&m), before, "evaluation mode leaves them");
 
     let dir = runs_dir();
-    let ds = support::data::load_cifar10(&support::env::data_dir(), false)
+    let ds = support::data::load_cifar10(&common::real_data(), false)
         .unwrap()
         .take(96)
         .unwrap()

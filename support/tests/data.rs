@@ -1,24 +1,13 @@
-//! Loaders on the real files in `../shared/data` (or `$PLAYGROUND_DATA`), and every kind of bad
-//! input on small files the tests write themselves.
+//! Loaders on the real files (found as the library finds them: `$PLAYGROUND_DATA`, else `data/`),
+//! and every kind of bad input on small files the tests write themselves.
+
+mod common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use support::data::fetch::sha256_file;
 use support::data::*;
 use support::env::{downloads_enabled, DATA_ENV, OFFLINE_ENV};
-
-/// The real data: `$PLAYGROUND_DATA`, else the project's `shared/data` beside the checkout.
-fn real_data() -> PathBuf {
-    let root = std::env::var_os(DATA_ENV)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
-    assert!(
-        root.join("mnist").is_dir(),
-        "real data not found in {}: set {DATA_ENV}",
-        root.display()
-    );
-    root
-}
 
 fn scratch(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("support-data-{}-{name}", std::process::id()));
@@ -44,7 +33,7 @@ fn gz(bytes: &[u8]) -> Vec<u8> {
 
 #[test]
 fn real_mnist_loads_with_the_known_counts_and_first_labels() {
-    let root = real_data();
+    let root = common::real_data();
     let train = load_mnist(&root, true).unwrap();
     let test = load_mnist(&root, false).unwrap();
     assert_eq!(train.images.dims(), [60000, 1, 28, 28]);
@@ -64,7 +53,7 @@ fn real_mnist_loads_with_the_known_counts_and_first_labels() {
 
 #[test]
 fn real_cifar10_loads_with_the_known_counts_and_first_labels() {
-    let root = real_data();
+    let root = common::real_data();
     let test = load_cifar10(&root, false).unwrap();
     assert_eq!(test.images.dims(), [10000, 3, 32, 32]);
     // The original notebook's 4x4 grid: cat, ship, ship, plane, frog, frog, car, frog, ...
@@ -89,7 +78,7 @@ fn real_cifar10_loads_with_the_known_counts_and_first_labels() {
 
 #[test]
 fn real_files_match_their_published_checksums() {
-    let root = real_data();
+    let root = common::real_data();
     for f in &MNIST_FILES {
         assert_eq!(sha256_file(&root.join("mnist").join(f.name)).unwrap(), f.sha256, "{}", f.name);
     }

@@ -6,14 +6,14 @@
 // The golden values are pasted as the generating script printed them.
 #![allow(clippy::excessive_precision)]
 
+mod common;
+
 use support::data::{class_names, Preset, ValFolder};
 use support::models::EfficientNetLite;
 use support::recipes::imagenet::{evaluate, top_k};
 use support::Device;
 
-fn imagenet_dir() -> std::path::PathBuf {
-    support::env::data_dir().join("imagenet")
-}
+use common::imagenet_dir;
 
 fn close(got: f32, want: f32, tol: f32, what: &str) {
     assert!((got - want).abs() <= tol, "{what}: got {got}, want {want} (tolerance {tol})");

@@ -1,21 +1,16 @@
 //! The training loop on real MNIST, its error paths, and the figures and tables it produces.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use support::data::{load_mnist, DataLoader};
-use support::env::DATA_ENV;
 use support::nn::{Model, Sequential};
 use support::optim::{Adam, Sgd};
 use support::recipes::interpret::{activation_maximization, prediction_figure, ActMaxConfig};
 use support::train::{evaluate_model, fit, FitOptions, Loss, Metrics};
 
-fn real_data() -> PathBuf {
-    std::env::var_os(DATA_ENV)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"))
-}
-
 fn mnist_slice(n_train: usize, n_val: usize) -> (DataLoader, DataLoader) {
-    let root = real_data();
+    let root = common::real_data();
     let train = load_mnist(&root, true).unwrap();
     let test = load_mnist(&root, false).unwrap();
     (

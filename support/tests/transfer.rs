@@ -1,6 +1,8 @@
 //! Transfer learning plumbing on real CIFAR-10 images with the real EfficientNet-Lite0 weights:
 //! upscaling with the ImageNet preset, feature extraction, and the feature cache.
 
+mod common;
+
 use support::models::EfficientNetLite;
 use support::nn::Model;
 use support::recipes::transfer::Backbone;
@@ -17,8 +19,7 @@ fn cache_dir() -> std::path::PathBuf {
 #[test]
 fn features_of_upscaled_cifar_images_and_their_cache() {
     let cache = cache_dir();
-    let test =
-        support::data::load_cifar10(&support::env::data_dir(), false).unwrap().take(6).unwrap();
+    let test = support::data::load_cifar10(&common::real_data(), false).unwrap().take(6).unwrap();
     let backbone = Backbone::EfficientNet(EfficientNetLite::pretrained(0, &Device::Cpu).unwrap());
     let x = support::data::upscale(&test, &backbone.preset()).unwrap();
     assert_eq!(x.dims(), [6, 3, 224, 224]);
@@ -56,7 +57,7 @@ fn features_of_upscaled_cifar_images_and_their_cache() {
     )
     .is_err());
     // Another data set of the same size under the same name is not served from the cache.
-    let other = support::data::load_cifar10(&support::env::data_dir(), false)
+    let other = support::data::load_cifar10(&common::real_data(), false)
         .unwrap()
         .select(&[6, 7, 8, 9, 10, 11])
         .unwrap();
@@ -85,8 +86,7 @@ fn torchvision_backbones_give_their_feature_sizes() {
 #[test]
 fn fine_tuning_the_last_block_from_cached_activations() {
     let cache = cache_dir();
-    let test =
-        support::data::load_cifar10(&support::env::data_dir(), false).unwrap().take(8).unwrap();
+    let test = support::data::load_cifar10(&common::real_data(), false).unwrap().take(8).unwrap();
     let lite = EfficientNetLite::pretrained(0, &Device::Cpu).unwrap();
     let last = lite.num_blocks() - 1;
     let backbone = Backbone::EfficientNet(lite);
