@@ -26,7 +26,7 @@ unset PLAYGROUND_DATA PLAYGROUND_WEIGHTS PLAYGROUND_CACHE PLAYGROUND_RUNS PLAYGR
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 if [ -d "$ROOT/notebooks/.evcxr_build/0/target" ]; then
   mkdir -p notebooks/.evcxr_build
-  cp -r "$ROOT/notebooks/.evcxr_build/0" notebooks/.evcxr_build/0
+  cp -a "$ROOT/notebooks/.evcxr_build/0" notebooks/.evcxr_build/0   # -a: cargo compares mtimes
   rm -f notebooks/.evcxr_build/0/.kernel.lock
 fi
 bash scripts/playground.sh test MNIST_classification_MLP
