@@ -99,7 +99,7 @@ case "$cmd" in
     out="$(mktemp -d)"
     step "checking the logic of this script (lab in a venv and in conda) and of the kernel's build folders"
     bash scripts/playground_selftest.sh
-    step "checking that the notebook runner fails on a cell that panics or returns Err"
+    step "checking that the notebook runner fails on a cell that panics, returns Err, shows a figure as text or prints a machine path"
     "$PY" scripts/run_notebooks.py --selftest "$out/selftest"
     step "executing the notebooks in quick mode (PLAYGROUND_QUICK=1)"
     # shellcheck disable=SC2046

@@ -107,16 +107,35 @@ pub fn epochs(full: usize) -> usize {
     }
 }
 
-/// `$env` when it is set and not empty, else the folder `name` at the top of the repository.
+/// `$env` when it is set and not empty, else the folder `name` at the top of the repository
+/// (the repository itself for `("", "")`).
 fn repo_folder(env: &str, name: &str) -> PathBuf {
     match std::env::var_os(env) {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
+        Some(p) if !p.is_empty() && !env.is_empty() => PathBuf::from(p),
         // The repository is the parent of this crate's folder (written without `..`, so that
         // messages show a plain path).
         _ => std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
             .unwrap_or(std::path::Path::new(".."))
             .join(name),
+    }
+}
+
+/// `path` as a notebook prints it: relative to the folder variable that holds it
+/// (`$PLAYGROUND_WEIGHTS/resnet18-f37072fd.pth`) or to the repository (`weights/resnet18-...`),
+/// so that outputs carry no machine's absolute paths; any other path as it is.
+pub fn shown(path: &std::path::Path) -> String {
+    for var in [DATA_ENV, WEIGHTS_ENV, CACHE_ENV, RUNS_ENV] {
+        if let Some(dir) = std::env::var_os(var).filter(|d| !d.is_empty()) {
+            if let Ok(rest) = path.strip_prefix(&dir) {
+                return format!("${var}/{}", rest.display());
+            }
+        }
+    }
+    let repo = repo_folder("", "");
+    match path.strip_prefix(&repo) {
+        Ok(rest) => rest.display().to_string(),
+        Err(_) => path.display().to_string(),
     }
 }
 
@@ -197,5 +216,18 @@ pub fn fence_tensor_ids(vars: &[Var]) -> Result<()> {
         if tensor_id(&t) > max {
             return Ok(());
         }
+    }
+}
+
+#[cfg(test)]
+mod shown_tests {
+    use super::*;
+
+    #[test]
+    fn paths_in_the_repository_are_shown_relative_to_it() {
+        let repo = repo_folder("", "");
+        assert!(repo.is_absolute() && repo.join("support").is_dir(), "{}", repo.display());
+        assert_eq!(shown(&repo.join("weights").join("a.pth")), "weights/a.pth");
+        assert_eq!(shown(std::path::Path::new("/elsewhere/a.pth")), "/elsewhere/a.pth");
     }
 }

@@ -131,10 +131,10 @@ fn figures_render_to_png_of_the_expected_size() {
             && rgb.pixels().any(|p| p.0 == [0xff, 0x7f, 0x0e])
     );
     let grid = prediction_figure(&model, &val, 17, 6).unwrap();
-    assert_eq!(grid.width, 6 * (180 + 10) + 10);
-    assert_eq!(grid.height, 3 * (180 + 26 + 10) + 10);
+    assert_eq!(grid.width, 6 * (200 + 10) + 10);
+    assert_eq!(grid.height, 3 * (200 + 26 + 10) + 10);
     assert!(support::viz::image_grid(&[], &[], 1, 10).is_err());
-    assert!(support::viz::loss_curves(&[f64::NAN], &[]).is_err());
+    assert!(support::viz::loss_curves("t", &[f64::NAN], &[]).is_err());
 }
 
 #[test]

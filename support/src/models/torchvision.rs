@@ -659,12 +659,15 @@ impl TorchvisionNet {
         if path.exists() {
             m.load(&path)?;
             m.pretrained = true;
-            println!("{arch}: loaded torchvision's ImageNet weights from {}", path.display());
+            println!(
+                "{arch}: loaded torchvision's ImageNet weights from {}",
+                crate::env::shown(&path)
+            );
         } else {
             println!(
                 "{arch}: no checkpoint at {} (get it from https://download.pytorch.org/models/\
                  {file}); using random weights: timings are real, predictions are not",
-                path.display(),
+                crate::env::shown(&path),
             );
         }
         Ok(m)

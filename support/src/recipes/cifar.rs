@@ -43,7 +43,11 @@ pub fn train_or_load(
         Recipe::Modern => "modern-",
     };
     let stem = format!("{kind}-{recipe}{epochs}ep-{}", train.num_samples());
-    run_or_load(&stem, net, train.num_samples(), epochs, |checkpoint| {
+    let title = match kind.recipe() {
+        Recipe::Original => kind.to_string(),
+        Recipe::Modern => format!("{kind} (modern recipe)"),
+    };
+    let history = run_or_load(&stem, net, train.num_samples(), epochs, |checkpoint| {
         let mut optimizer = Adam::new(net.params().vars(), lr)?;
         let opts = FitOptions::new(epochs).validate(val).checkpoint(checkpoint);
         match kind.recipe() {
@@ -56,7 +60,8 @@ pub fn train_or_load(
                 fit(net, &augmented, &mut optimizer, loss, opts.schedule(&schedule))
             }
         }
-    })
+    })?;
+    Ok(history.titled(&title))
 }
 
 /// Loads the run saved as `stem` in the runs folder, or runs `train` (with the path of its

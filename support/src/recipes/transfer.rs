@@ -313,7 +313,7 @@ fn extract(
             map.insert(block_key(k), b.clone());
         }
         if let Err(e) = candle_core::safetensors::save(&map, &path) {
-            println!("(could not cache the features in {}: {e})", path.display());
+            println!("(could not cache the features in {}: {e})", crate::env::shown(&path));
         }
     }
     Ok(Features {

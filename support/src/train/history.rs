@@ -15,6 +15,9 @@ pub struct History {
     pub val_accuracy: Vec<f64>,
     /// Wall time of each epoch in seconds (training + validation pass).
     pub epoch_seconds: Vec<f64>,
+    /// Title of the loss plot, e.g. the model's name (empty: "training and validation loss");
+    /// not saved with the history.
+    pub title: String,
 }
 
 impl History {
@@ -27,9 +30,17 @@ impl History {
         }
     }
 
-    /// The loss curves: training and validation loss per epoch (index 0..N-1).
+    /// The loss curves: training and validation loss per epoch (1..N), titled [`History::title`].
     pub fn plot(&self) -> Result<Figure> {
-        crate::viz::loss_curves(&self.train_loss, &self.val_loss)
+        let title =
+            if self.title.is_empty() { "training and validation loss" } else { &self.title };
+        crate::viz::loss_curves(title, &self.train_loss, &self.val_loss)
+    }
+
+    /// The history with its plot titled `title`: `history.titled("VGG3").plot()`.
+    pub fn titled(mut self, title: &str) -> Self {
+        self.title = title.to_string();
+        self
     }
 
     /// The per-epoch log lines `train_model` prints, and its closing "Average time per epoch".
@@ -107,6 +118,7 @@ impl History {
             val_loss: get("val_loss")?,
             val_accuracy: get("val_accuracy")?,
             epoch_seconds: get("epoch_seconds")?,
+            title: String::new(),
         };
         let n = h.train_loss.len();
         if h.epoch_seconds.len() != n

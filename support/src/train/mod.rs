@@ -121,7 +121,7 @@ pub fn fit(
         if verbose {
             println!(
                 "(resumed from the checkpoint {} after epoch {} of {epochs})",
-                c.path.display(),
+                crate::env::shown(c.path),
                 history.train_loss.len()
             );
             history.print_epochs();

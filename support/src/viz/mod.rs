@@ -9,7 +9,7 @@ mod table;
 
 pub use figure::{stack, Figure};
 pub use plot::{
-    bar_chart, heatmap, image, image_and_curve, image_grid, kernels, lines, loss_curves, matrix,
-    scatter, Panels,
+    bar_chart, bar_chart_with, heatmap, image, image_and_curve, image_grid, kernels, lines,
+    loss_curves, matrix, prediction_grid, scatter, BarChart, Panels,
 };
 pub use table::Table;

@@ -2,34 +2,172 @@
 //! hidden layers), heat-maps, bar charts, scatter and line charts, the confusion matrix. Each
 //! returns one [`Figure`]: evcxr shows one image per cell, so panels are composed into one.
 
-use super::figure::{draw_err, BLUE, FONT, ORANGE};
+use super::figure::{draw_err, text_size, Area, BLUE, FONT, LABEL, ORANGE, TICK, TITLE};
 use super::Figure;
 use crate::{error, Result, Tensor};
 use plotters::prelude::*;
 use plotters::style::colors::colormaps::{ColorMap, ViridisRGB};
 
-/// Training and validation loss per epoch (x = epoch index 0..N-1), legend
-/// "train loss" / "validation loss", as the original notebooks' loss plots.
-pub fn loss_curves(train: &[f64], val: &[f64]) -> Result<Figure> {
+/// Decimals that tell neighbouring ticks apart on an axis spanning `span` (plotters puts 5 to 10
+/// ticks on it), as matplotlib's default formatter does: "0.5, 1.0" over 2, "2.3020, 2.3025"
+/// over 0.002, whole numbers over 20.
+pub(super) fn decimals(span: f64) -> usize {
+    if !(span.is_finite() && span > 0.0) {
+        return 2;
+    }
+    ((-(span / 5.0).log10()).ceil().max(0.0) as usize).min(6)
+}
+
+/// matplotlib's `tab:red`: mistakes.
+const RED_MARK: RGBColor = RGBColor(0xd6, 0x27, 0x28);
+
+/// The reference lines' and secondary text's colour.
+const GREY: RGBColor = RGBColor(0x55, 0x55, 0x55);
+
+/// Text in the bundled font at `size`, anchored at (`h`, `v`) of its box.
+pub(super) fn anchored(
+    size: f64,
+    h: plotters::style::text_anchor::HPos,
+    v: plotters::style::text_anchor::VPos,
+    color: &'static RGBColor,
+) -> TextStyle<'static> {
+    TextStyle::from((FONT, size).into_font())
+        .color(color)
+        .pos(plotters::style::text_anchor::Pos::new(h, v))
+}
+
+/// The legend places in matplotlib's order for `loc="best"`.
+const LEGEND_PLACES: [SeriesLabelPosition; 9] = [
+    SeriesLabelPosition::UpperRight,
+    SeriesLabelPosition::UpperLeft,
+    SeriesLabelPosition::LowerLeft,
+    SeriesLabelPosition::LowerRight,
+    SeriesLabelPosition::MiddleRight,
+    SeriesLabelPosition::MiddleLeft,
+    SeriesLabelPosition::LowerMiddle,
+    SeriesLabelPosition::UpperMiddle,
+    SeriesLabelPosition::MiddleMiddle,
+];
+
+/// matplotlib's `legend(loc="best")`: of the nine places, the one whose box covers the fewest
+/// of `points` (pixels relative to the plotting area of size `area`), the first in matplotlib's
+/// order on a tie. The box is measured as plotters draws it (text, 30-pixel sample, margins).
+pub(super) fn best_legend(
+    points: &[(i32, i32)],
+    area: (i32, i32),
+    labels: &[&str],
+    font: f64,
+) -> SeriesLabelPosition {
+    let text_w = labels.iter().map(|l| text_size(l, font).0).max().unwrap_or(0);
+    let (w, h) = (text_w + 50, (labels.len() as f64 * font * 1.25) as i32 + 20);
+    let place = |p: &SeriesLabelPosition| {
+        use SeriesLabelPosition::*;
+        let x = match p {
+            UpperLeft | MiddleLeft | LowerLeft => 5,
+            UpperMiddle | MiddleMiddle | LowerMiddle => (area.0 - w) / 2,
+            _ => area.0 - w - 5,
+        };
+        let y = match p {
+            UpperLeft | UpperMiddle | UpperRight => 5,
+            MiddleLeft | MiddleMiddle | MiddleRight => (area.1 - h) / 2,
+            _ => area.1 - h - 5,
+        };
+        (x, y)
+    };
+    let covered = |p: &SeriesLabelPosition| {
+        let (x, y) = place(p);
+        points.iter().filter(|q| q.0 >= x && q.0 <= x + w && q.1 >= y && q.1 <= y + h).count()
+    };
+    let best = LEGEND_PLACES.iter().min_by_key(|p| covered(p));
+    best.map(place)
+        .map_or(SeriesLabelPosition::UpperRight, |(x, y)| SeriesLabelPosition::Coordinate(x, y))
+}
+
+/// The pixels (relative to the plotting area) that the polylines through `series` cover,
+/// sampled every few pixels, and the plotting area's size: what [`best_legend`] avoids.
+fn line_pixels<X, Y>(
+    chart: &ChartContext<'_, SVGBackend<'_>, Cartesian2d<X, Y>>,
+    series: &[&[(f64, f64)]],
+) -> (Vec<(i32, i32)>, (i32, i32))
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let (xr, yr) = chart.plotting_area().get_pixel_range();
+    let mut out = Vec::new();
+    for pts in series {
+        let px: Vec<(i32, i32)> = pts
+            .iter()
+            .filter(|p| p.0.is_finite() && p.1.is_finite())
+            .map(|p| chart.backend_coord(p))
+            .map(|(x, y)| (x - xr.start, y - yr.start))
+            .collect();
+        out.extend(&px);
+        for w in px.windows(2) {
+            let steps = ((w[1].0 - w[0].0).abs().max((w[1].1 - w[0].1).abs()) / 4).max(1);
+            for k in 1..steps {
+                let t = k as f64 / steps as f64;
+                let lerp = |a: i32, b: i32| a + ((b - a) as f64 * t).round() as i32;
+                out.push((lerp(w[0].0, w[1].0), lerp(w[0].1, w[1].1)));
+            }
+        }
+    }
+    (out, (xr.end - xr.start, yr.end - yr.start))
+}
+
+/// Draws the legend of `chart`'s labelled series where it covers the fewest points of `series`.
+fn draw_legend<'a, 'b: 'a, X, Y>(
+    chart: &mut ChartContext<'a, SVGBackend<'b>, Cartesian2d<X, Y>>,
+    series: &[&[(f64, f64)]],
+    labels: &[&str],
+) -> Result<()>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let (points, area) = line_pixels(chart, series);
+    chart
+        .configure_series_labels()
+        .position(best_legend(&points, area, labels, LABEL))
+        .background_style(WHITE.mix(0.8))
+        .border_style(RGBColor(0xcc, 0xcc, 0xcc))
+        .label_font((FONT, LABEL))
+        .draw()
+        .map_err(draw_err)
+}
+
+/// Training and validation loss per epoch (x = epoch 1..N), titled `title`, with axis labels
+/// "epoch" / "loss" and the legend "train loss" / "validation loss" where it hides the fewest
+/// points (the original plots against the epoch index 0..N-1, without title or labels).
+pub fn loss_curves(title: &str, train: &[f64], val: &[f64]) -> Result<Figure> {
     let all: Vec<f64> = train.iter().chain(val).copied().filter(|v| v.is_finite()).collect();
     if all.is_empty() {
         return Err(error("no finite loss values to plot"));
     }
     let (lo, hi) = all.iter().fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
-    let pad = ((hi - lo) * 0.05).max(1e-3);
+    let pad = ((hi - lo) * 0.05).max(hi.abs().max(1.0) * 1e-4);
     let n = train.len().max(val.len()).max(2);
+    let places = decimals(hi - lo + 2.0 * pad);
+    let curves: Vec<Vec<(f64, f64)>> = [train, val]
+        .iter()
+        .map(|v| v.iter().enumerate().map(|(i, &y)| ((i + 1) as f64, y)).collect())
+        .collect();
     Figure::render(640, 440, |root| {
         root.fill(&WHITE).map_err(draw_err)?;
         let mut chart = ChartBuilder::on(root)
             .margin(15)
-            .x_label_area_size(30)
-            .y_label_area_size(55)
-            .build_cartesian_2d(-0.5..(n as f64 - 0.5), (lo - pad)..(hi + pad))
+            .caption(title, (FONT, TITLE))
+            .x_label_area_size(45)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0.5..(n as f64 + 0.5), (lo - pad)..(hi + pad))
             .map_err(draw_err)?;
         chart
             .configure_mesh()
             .disable_mesh()
-            .label_style((FONT, 14))
+            .label_style((FONT, TICK))
+            .axis_desc_style((FONT, LABEL))
+            .x_desc("epoch")
+            .y_desc("loss")
             // Epochs are integers: label only the integer ticks plotters picks.
             .x_label_formatter(&|x| {
                 if (x - x.round()).abs() < 1e-6 {
@@ -38,32 +176,21 @@ pub fn loss_curves(train: &[f64], val: &[f64]) -> Result<Figure> {
                     String::new()
                 }
             })
-            .y_label_formatter(&|y| format!("{y:.2}"))
+            .y_label_formatter(&|y| format!("{y:.places$}"))
             .draw()
             .map_err(draw_err)?;
         for (values, color, label) in
-            [(train, BLUE, "train loss"), (val, ORANGE, "validation loss")]
+            [(&curves[0], BLUE, "train loss"), (&curves[1], ORANGE, "validation loss")]
         {
             chart
-                .draw_series(LineSeries::new(
-                    values.iter().enumerate().map(|(i, &v)| (i as f64, v)),
-                    color.stroke_width(2),
-                ))
+                .draw_series(LineSeries::new(values.iter().copied(), color.stroke_width(2)))
                 .map_err(draw_err)?
                 .label(label)
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(RGBColor(0xcc, 0xcc, 0xcc))
-            .label_font((FONT, 14))
-            .draw()
-            .map_err(draw_err)?;
-        Ok(())
+        draw_legend(&mut chart, &[&curves[0], &curves[1]], &["train loss", "validation loss"])
     })
 }
 
@@ -108,8 +235,6 @@ fn image_pixels(
     Ok((h, w, px))
 }
 
-type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
-
 /// Draws decoded pixels into the rectangle at (x0, y0) of `w_px` x `h_px` screen pixels.
 fn draw_pixels(
     root: &Area<'_>,
@@ -135,13 +260,51 @@ fn draw_title(root: &Area<'_>, text: &str, x: i32, y: i32, centred: bool) -> Res
     use plotters::style::text_anchor::{HPos, Pos, VPos};
     let h = if centred { HPos::Center } else { HPos::Left };
     let style =
-        TextStyle::from((FONT, 15).into_font()).color(&BLACK).pos(Pos::new(h, VPos::Bottom));
+        TextStyle::from((FONT, LABEL).into_font()).color(&BLACK).pos(Pos::new(h, VPos::Bottom));
     root.draw_text(text, &style, (x, y)).map_err(draw_err)
 }
 
 /// Several images in a grid, each with its title above it; `cols` per row, each drawn
 /// `cell` pixels wide. One figure, so a notebook cell can show them all.
 pub fn image_grid(images: &[Tensor], titles: &[String], cols: usize, cell: u32) -> Result<Figure> {
+    marked_grid(images, titles, &[], cols, cell)
+}
+
+/// A grid of classified images, each titled `true 7, predicted 7 (0.997)`; a mistake has its
+/// title in red and a red frame, so it is seen at a glance. `confidence` may be empty.
+pub fn prediction_grid(
+    images: &[Tensor],
+    truth: &[String],
+    predicted: &[String],
+    confidence: &[f32],
+    cols: usize,
+    cell: u32,
+) -> Result<Figure> {
+    if truth.len() != images.len() || predicted.len() != images.len() {
+        return Err(error(format!(
+            "prediction_grid got {} images, {} true labels and {} predictions",
+            images.len(),
+            truth.len(),
+            predicted.len()
+        )));
+    }
+    let titles: Vec<String> = (0..images.len())
+        .map(|i| match confidence.get(i) {
+            Some(c) => format!("true {}, predicted {} ({c:.3})", truth[i], predicted[i]),
+            None => format!("true {}, predicted {}", truth[i], predicted[i]),
+        })
+        .collect();
+    let wrong: Vec<bool> = truth.iter().zip(predicted).map(|(t, p)| t != p).collect();
+    marked_grid(images, &titles, &wrong, cols, cell)
+}
+
+fn marked_grid(
+    images: &[Tensor],
+    titles: &[String],
+    wrong: &[bool],
+    cols: usize,
+    cell: u32,
+) -> Result<Figure> {
     if images.is_empty() {
         return Err(error("image_grid needs at least one image"));
     }
@@ -166,8 +329,16 @@ pub fn image_grid(images: &[Tensor], titles: &[String], cols: usize, cell: u32) 
         for (k, px) in decoded.iter().enumerate() {
             let x0 = (pad + (k % cols) as u32 * (cell + pad)) as i32;
             let y0 = (pad + (k / cols) as u32 * (cell_h + title_h + pad) + title_h) as i32;
+            let mistake = wrong.get(k).copied().unwrap_or(false);
             if let Some(t) = titles.get(k) {
-                draw_title(root, t, x0 + cell as i32 / 2, y0 - 4, true)?;
+                use plotters::style::text_anchor::{HPos, VPos};
+                let color = if mistake { &RED_MARK } else { &BLACK };
+                let style = anchored(TICK, HPos::Center, VPos::Bottom, color);
+                root.draw_text(t, &style, (x0 + cell as i32 / 2, y0 - 5)).map_err(draw_err)?;
+            }
+            if mistake {
+                let frame = [(x0 - 4, y0 - 4), (x0 + cell as i32 + 4, y0 + cell_h as i32 + 4)];
+                root.draw(&Rectangle::new(frame, RED_MARK.filled())).map_err(draw_err)?;
             }
             draw_pixels(root, px, x0, y0, cell, cell_h)?;
         }
@@ -202,11 +373,15 @@ enum PanelRow {
 #[derive(Default)]
 pub struct Panels {
     rows: Vec<PanelRow>,
+    colorbar: Option<(f32, f32)>,
 }
 
 const PAD: u32 = 8;
 const TITLE_H: u32 = 22;
 const STRIP_H: u32 = 28;
+/// A strip of at most this many values (e.g. ten class scores) gets its indices under it.
+const STRIP_TICKS_MAX: usize = 20;
+const STRIP_TICKS_H: u32 = 20;
 
 impl Panels {
     /// A figure with no rows yet.
@@ -247,9 +422,17 @@ impl Panels {
                 (images.len() as u32 * (cell + PAD) - PAD, TITLE_H + cell_h)
             }
             PanelRow::Strip { pixels, .. } => {
-                ((pixels.1 as u32 * 4).clamp(240, 960), TITLE_H + STRIP_H)
+                let ticks = if pixels.1 <= STRIP_TICKS_MAX { STRIP_TICKS_H } else { 0 };
+                ((pixels.1 as u32 * 4).clamp(240, 960), TITLE_H + STRIP_H + ticks)
             }
         }
+    }
+
+    /// Adds a colour bar for the range `(lo, hi)` on the right: use it with rows drawn at that
+    /// same range (`row(.., Some((lo, hi)), ..)`), so that one colour means one value everywhere.
+    pub fn colorbar(mut self, range: (f32, f32)) -> Self {
+        self.colorbar = Some(range);
+        self
     }
 
     /// Draws all rows, one under the other.
@@ -258,7 +441,9 @@ impl Panels {
             return Err(error("a Panels figure needs at least one row"));
         }
         let sizes: Vec<(u32, u32)> = self.rows.iter().map(Self::row_size).collect();
-        let width = sizes.iter().map(|s| s.0).max().unwrap_or(0) + 2 * PAD;
+        let bar_w = if self.colorbar.is_some() { COLORBAR_W } else { 0 };
+        let rows_w = sizes.iter().map(|s| s.0).max().unwrap_or(0);
+        let width = rows_w + bar_w + 2 * PAD;
         let height = sizes.iter().map(|s| s.1 + PAD).sum::<u32>() + PAD;
         Figure::render(width, height, |root| {
             root.fill(&WHITE).map_err(draw_err)?;
@@ -283,9 +468,25 @@ impl Panels {
                     PanelRow::Strip { title, pixels } => {
                         draw_title(root, title, x0, y + TITLE_H as i32 - 4, false)?;
                         draw_pixels(root, pixels, x0, y + TITLE_H as i32, *rw, STRIP_H)?;
+                        if pixels.1 <= STRIP_TICKS_MAX {
+                            use plotters::style::text_anchor::{HPos, VPos};
+                            let style = anchored(TICK - 1.0, HPos::Center, VPos::Top, &BLACK);
+                            let cell = *rw as f64 / pixels.1 as f64;
+                            for k in 0..pixels.1 {
+                                let cx = x0 + ((k as f64 + 0.5) * cell) as i32;
+                                let cy = y + (TITLE_H + STRIP_H) as i32 + 3;
+                                root.draw_text(&k.to_string(), &style, (cx, cy))
+                                    .map_err(draw_err)?;
+                            }
+                        }
                     }
                 }
                 y += (rh + PAD) as i32;
+            }
+            if let Some(range) = self.colorbar {
+                let top = (PAD + TITLE_H) as i32;
+                let bar_h = (height - PAD - top as u32).max(40) as i32;
+                draw_colorbar(root, ((PAD + rows_w + 12) as i32, top), bar_h.min(400), range)?;
             }
             Ok(())
         })
@@ -306,7 +507,9 @@ pub fn image_and_curve(
         return Err(error("image_and_curve: no finite values to plot"));
     }
     let (lo, hi) = finite.iter().fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
-    let pad = ((hi - lo) * 0.05).max(1e-3);
+    let pad = ((hi - lo) * 0.05).max(hi.abs().max(1.0) * 1e-4);
+    let places = decimals(hi - lo + 2.0 * pad);
+    let curve: Vec<(f64, f64)> = values.iter().enumerate().map(|(i, &v)| (i as f64, v)).collect();
     Figure::render(820, 360, |root| {
         root.fill(&WHITE).map_err(draw_err)?;
         let (left, right) = root.split_horizontally(330);
@@ -314,52 +517,49 @@ pub fn image_and_curve(
         draw_pixels(&left, &px, 25, 45, 280, 280)?;
         let mut chart = ChartBuilder::on(&right)
             .margin(15)
-            .x_label_area_size(30)
-            .y_label_area_size(55)
+            .x_label_area_size(45)
+            .y_label_area_size(70)
             .build_cartesian_2d(0.0..values.len().max(2) as f64, (lo - pad)..(hi + pad))
             .map_err(draw_err)?;
         chart
             .configure_mesh()
             .disable_mesh()
-            .label_style((FONT, 13))
+            .label_style((FONT, TICK))
+            .axis_desc_style((FONT, LABEL))
+            .x_desc("iteration")
+            .y_desc(curve_label)
             .x_label_formatter(&|x| format!("{}", x.round() as i64))
-            .y_label_formatter(&|y| format!("{y:.0}"))
+            .y_label_formatter(&|y| format!("{y:.places$}"))
             .draw()
             .map_err(draw_err)?;
         chart
-            .draw_series(LineSeries::new(
-                values.iter().enumerate().map(|(i, &v)| (i as f64, v)),
-                BLUE.stroke_width(2),
-            ))
+            .draw_series(LineSeries::new(curve.iter().copied(), BLUE.stroke_width(2)))
             .map_err(draw_err)?
             .label(curve_label)
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(RGBColor(0xcc, 0xcc, 0xcc))
-            .label_font((FONT, 13))
-            .draw()
-            .map_err(draw_err)?;
-        Ok(())
+        draw_legend(&mut chart, &[&curve], &[curve_label])
     })
 }
 
 /// Learned convolution kernels `(O, I, KH, KW)`: one row of `O` kernels when `I == 1`, else one
-/// row per output channel with its `I` input slices; each kernel scaled to its own range
-/// (matplotlib's `imshow` default).
+/// row per output channel with its `I` input slices. All are drawn on one colour scale,
+/// symmetric about zero (`-m..m`, `m` the largest absolute weight), with its colour bar, so that
+/// the sign and size of a weight read the same in every kernel (matplotlib's `imshow` would
+/// scale each kernel to its own range).
 pub fn kernels(weight: &Tensor, title: &str, cell: u32) -> Result<Figure> {
     let (o, i, _, _) = weight.dims4()?;
+    let m = weight.abs()?.max_all()?.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()?;
+    let m = if m.is_finite() && m > 0.0 { m } else { 1.0 };
+    let range = Some((-m, m));
     let k = |a: usize, b: usize| weight.get(a)?.get(b);
-    let mut panels = Panels::new();
+    let mut panels = Panels::new().colorbar((-m, m));
     if i == 1 {
         let row: Vec<Tensor> = (0..o).map(|a| k(a, 0)).collect::<Result<_>>()?;
-        panels = panels.row(title, &row, None, cell)?;
+        panels = panels.row(title, &row, range, cell)?;
     } else {
         for a in 0..o {
             let row: Vec<Tensor> = (0..i).map(|b| k(a, b)).collect::<Result<_>>()?;
-            panels = panels.row(&format!("{title}: output channel {a}"), &row, None, cell)?;
+            panels = panels.row(&format!("{title}: output channel {a}"), &row, range, cell)?;
         }
     }
     panels.render()
@@ -370,7 +570,7 @@ pub fn kernels(weight: &Tensor, title: &str, cell: u32) -> Result<Figure> {
 pub fn heatmap(values: &Tensor, title: &str) -> Result<Figure> {
     let m = match values.dims() {
         [_, _] => values.clone(),
-        [1, 1, h, w] => values.reshape((*h, *w))?,
+        [1, h, w] | [1, 1, h, w] => values.reshape((*h, *w))?,
         d => return Err(error(format!("heatmap needs an (H, W) matrix, got {d:?}"))),
     };
     let px = image_pixels(&m, None)?;
@@ -380,34 +580,69 @@ pub fn heatmap(values: &Tensor, title: &str) -> Result<Figure> {
         root.fill(&WHITE).map_err(draw_err)?;
         draw_title(root, title, 120, 26, true)?;
         draw_pixels(root, &px, 10, 35, 220, 220)?;
-        // Colour bar: 100 steps from hi (top) to lo (bottom), with five labels.
-        let (x0, y0, bh) = (245, 35, 220);
-        for i in 0..bh {
-            let t = 1.0 - i as f64 / (bh - 1) as f64;
-            root.draw(&Rectangle::new(
-                [(x0, y0 + i), (x0 + 14, y0 + i + 1)],
-                ViridisRGB.get_color_normalized(t as f32, 0.0, 1.0).filled(),
-            ))
-            .map_err(draw_err)?;
-        }
-        for k in 0..5 {
-            let t = k as f32 / 4.0;
-            let y = y0 + ((1.0 - t) * (bh - 1) as f32) as i32;
-            let style = TextStyle::from((FONT, 12).into_font()).color(&BLACK).pos(
-                plotters::style::text_anchor::Pos::new(
-                    plotters::style::text_anchor::HPos::Left,
-                    plotters::style::text_anchor::VPos::Center,
-                ),
-            );
-            root.draw_text(&format!("{:.3}", lo + t * (hi - lo)), &style, (x0 + 18, y))
-                .map_err(draw_err)?;
-        }
-        Ok(())
+        draw_colorbar(root, (245, 35), 220, (lo, hi))
     })
 }
 
-/// A horizontal bar chart of `values` with their `labels`, the value written after each bar.
+/// Width in pixels that [`draw_colorbar`] takes (bar, ticks and labels).
+const COLORBAR_W: u32 = 80;
+
+/// A vertical viridis colour bar at `(x0, y0)`, `height` pixels tall, from `hi` (top) to `lo`
+/// (bottom), with five labelled ticks, like `plt.colorbar()`.
+fn draw_colorbar(
+    root: &Area<'_>,
+    (x0, y0): (i32, i32),
+    height: i32,
+    (lo, hi): (f32, f32),
+) -> Result<()> {
+    use plotters::style::text_anchor::{HPos, VPos};
+    for i in 0..height {
+        let t = 1.0 - i as f32 / (height - 1).max(1) as f32;
+        root.draw(&Rectangle::new(
+            [(x0, y0 + i), (x0 + 14, y0 + i + 1)],
+            ViridisRGB.get_color_normalized(t, 0.0, 1.0).filled(),
+        ))
+        .map_err(draw_err)?;
+    }
+    root.draw(&Rectangle::new([(x0, y0), (x0 + 14, y0 + height)], BLACK.stroke_width(1)))
+        .map_err(draw_err)?;
+    let places = decimals((hi - lo) as f64);
+    for k in 0..5 {
+        let t = k as f32 / 4.0;
+        let y = y0 + ((1.0 - t) * (height - 1) as f32).round() as i32;
+        root.draw(&PathElement::new(vec![(x0 + 14, y), (x0 + 18, y)], BLACK.stroke_width(1)))
+            .map_err(draw_err)?;
+        let style = anchored(TICK - 2.0, HPos::Left, VPos::Center, &BLACK);
+        root.draw_text(&format!("{:.places$}", lo + t * (hi - lo)), &style, (x0 + 21, y))
+            .map_err(draw_err)?;
+    }
+    Ok(())
+}
+
+/// Options of [`bar_chart_with`]; the default is [`bar_chart`]'s chart.
+#[derive(Clone, Debug, Default)]
+pub struct BarChart {
+    /// Title above the chart (none when empty).
+    pub title: String,
+    /// Longest bar first (default: the given order).
+    pub sorted: bool,
+    /// Vertical reference lines `(label, value)`, dashed and labelled, e.g. the input's SNR.
+    pub references: Vec<(String, f64)>,
+}
+
+/// A horizontal bar chart of `values` with their `labels` (the first at the top), the value
+/// written after each bar.
 pub fn bar_chart(labels: &[String], values: &[f64], axis_label: &str) -> Result<Figure> {
+    bar_chart_with(labels, values, axis_label, &BarChart::default())
+}
+
+/// [`bar_chart`] with a title, sorting and reference lines.
+pub fn bar_chart_with(
+    labels: &[String],
+    values: &[f64],
+    axis_label: &str,
+    opts: &BarChart,
+) -> Result<Figure> {
     if labels.len() != values.len() || labels.is_empty() {
         return Err(error(format!(
             "bar_chart got {} labels and {} values",
@@ -415,47 +650,78 @@ pub fn bar_chart(labels: &[String], values: &[f64], axis_label: &str) -> Result<
             values.len()
         )));
     }
-    let hi = values.iter().copied().fold(f64::MIN, f64::max).max(0.0) * 1.12;
     let n = values.len();
-    Figure::render(760, 60 + 34 * n as u32, |root| {
+    let mut order: Vec<usize> = (0..n).collect();
+    if opts.sorted {
+        order.sort_by(|&a, &b| values[b].total_cmp(&values[a]));
+    }
+    let shown = values.iter().chain(opts.references.iter().map(|r| &r.1)).filter(|v| v.is_finite());
+    let (lo, hi) = shown.fold((0f64, 0f64), |(a, b), &v| (a.min(v), b.max(v)));
+    let span = (hi - lo).max(1e-9);
+    let (x0, x1) = (if lo < 0.0 { lo - 0.05 * span } else { 0.0 }, hi + 0.12 * span);
+    let label_w = labels.iter().map(|l| text_size(l, TICK).0).max().unwrap_or(0) as u32 + 24;
+    let top = if opts.title.is_empty() { 12 } else { 44 };
+    let height = top + 34 * n as u32 + 60 + if opts.references.is_empty() { 0 } else { 20 };
+    Figure::render(760, height, |root| {
         root.fill(&WHITE).map_err(draw_err)?;
-        let mut chart = ChartBuilder::on(root)
-            .margin(12)
-            .x_label_area_size(34)
-            .y_label_area_size(250)
-            .build_cartesian_2d(0.0..hi.max(1e-9), (0..n).into_segmented())
-            .map_err(draw_err)?;
+        let mut builder = ChartBuilder::on(root);
+        builder.margin(12).x_label_area_size(50).y_label_area_size(label_w);
+        if !opts.title.is_empty() {
+            builder.caption(&opts.title, (FONT, TITLE));
+        }
+        // Reference lines are labelled in a strip of half a row above the bars.
+        let top_y = if opts.references.is_empty() { n as f64 } else { n as f64 + 0.6 };
+        let mut chart = builder.build_cartesian_2d(x0..x1, 0.0..top_y).map_err(draw_err)?;
+        let places = decimals(x1 - x0);
         chart
             .configure_mesh()
             .disable_mesh()
-            .label_style((FONT, 13))
+            .y_labels(0)
+            .x_label_formatter(&|v| format!("{v:.places$}"))
+            .label_style((FONT, TICK))
+            .axis_desc_style((FONT, LABEL))
             .x_desc(axis_label)
-            .y_labels(n)
-            .y_label_formatter(&|s| match s {
-                SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
-                _ => String::new(),
-            })
             .draw()
             .map_err(draw_err)?;
+        let row_y = |row: usize| (n - 1 - row) as f64;
         chart
-            .draw_series(values.iter().enumerate().map(|(i, &v)| {
-                let mut r = Rectangle::new(
-                    [(0.0, SegmentValue::Exact(i)), (v, SegmentValue::Exact(i + 1))],
-                    BLUE.filled(),
-                );
-                r.set_margin(4, 4, 0, 0);
-                r
+            .draw_series(order.iter().enumerate().map(|(row, &i)| {
+                let y = row_y(row);
+                Rectangle::new([(0.0, y + 0.15), (values[i], y + 0.85)], BLUE.filled())
             }))
             .map_err(draw_err)?;
-        chart
-            .draw_series(values.iter().enumerate().map(|(i, &v)| {
-                Text::new(
-                    format!("{v:.2}"),
-                    (v + hi * 0.01, SegmentValue::CenterOf(i)),
-                    (FONT, 13).into_font(),
-                )
-            }))
+        let (xr, _) = chart.plotting_area().get_pixel_range();
+        use plotters::style::text_anchor::{HPos, VPos};
+        for (row, &i) in order.iter().enumerate() {
+            let (vx, vy) = chart.backend_coord(&(values[i].max(0.0), row_y(row) + 0.5));
+            root.draw_text(
+                &labels[i],
+                &anchored(TICK, HPos::Right, VPos::Center, &BLACK),
+                (xr.start - 8, vy),
+            )
             .map_err(draw_err)?;
+            root.draw_text(
+                &format!("{:.2}", values[i]),
+                &anchored(TICK, HPos::Left, VPos::Center, &BLACK),
+                (vx + 6, vy),
+            )
+            .map_err(draw_err)?;
+        }
+        for (label, v) in &opts.references {
+            let grey = GREY;
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(*v, 0.0), (*v, top_y)],
+                    6,
+                    4,
+                    grey.stroke_width(2),
+                ))
+                .map_err(draw_err)?;
+            let (px, py) = chart.backend_coord(&(*v, top_y));
+            let style = anchored(TICK, HPos::Left, VPos::Top, &GREY);
+            root.draw_text(&format!("{label} ({v:.2})"), &style, (px + 5, py + 2))
+                .map_err(draw_err)?;
+        }
         Ok(())
     })
 }
@@ -514,54 +780,100 @@ pub fn matrix(values: &[Vec<f64>], labels: &[String], title: &str) -> Result<Fig
     })
 }
 
-/// The axes of the scatter and line charts: no minor grid, the bundled font, y with two
-/// decimals; the caller adds the x labels' format and draws.
+/// The axes of the scatter and line charts: no minor grid, the bundled font; the caller adds
+/// the labels' formats and draws.
 macro_rules! mesh {
     ($chart:expr, $x_label:expr, $y_label:expr) => {
         $chart
             .configure_mesh()
             .light_line_style(WHITE)
-            .label_style((FONT, 13))
-            .y_label_formatter(&|v| format!("{v:.2}"))
+            .label_style((FONT, TICK))
             .x_desc($x_label)
             .y_desc($y_label)
-            .axis_desc_style((FONT, 14))
+            .axis_desc_style((FONT, LABEL))
     };
 }
 
-/// Labelled points `(label, x, y)`, e.g. accuracy against time per epoch for several models.
-/// Each point is numbered; the numbers are explained in a legend on the right (labels written
-/// next to crowded points would overlap). `log_x` puts x on a log scale.
+/// Places text boxes of size `sizes` next to `anchors` (pixels) inside `bounds`, each where it
+/// overlaps no other label, no anchor and no box placed before it: right of its point first,
+/// then left, above, below and the diagonals, nearer before farther. Returns each box's
+/// top-left corner.
+pub(super) fn place_labels(
+    anchors: &[(i32, i32)],
+    sizes: &[(i32, i32)],
+    bounds: (i32, i32, i32, i32),
+) -> Vec<(i32, i32)> {
+    type Rect = (i32, i32, i32, i32);
+    let overlap = |a: &Rect, b: &Rect| {
+        let w = (a.2.min(b.2) - a.0.max(b.0)).max(0);
+        let h = (a.3.min(b.3) - a.1.max(b.1)).max(0);
+        w as i64 * h as i64
+    };
+    let mut taken: Vec<Rect> = anchors.iter().map(|&(x, y)| (x - 6, y - 6, x + 6, y + 6)).collect();
+    let mut out = Vec::with_capacity(anchors.len());
+    for (&(x, y), &(w, h)) in anchors.iter().zip(sizes) {
+        let mut candidates = Vec::new();
+        for d in [8, 20, 36] {
+            candidates.extend([
+                (x + d, y - h / 2),
+                (x - d - w, y - h / 2),
+                (x - w / 2, y - d - h),
+                (x - w / 2, y + d),
+                (x + d, y - d - h),
+                (x + d, y + d),
+                (x - d - w, y - d - h),
+                (x - d - w, y + d),
+            ]);
+        }
+        let cost = |&(cx, cy): &(i32, i32)| {
+            let r = (cx, cy, cx + w, cy + h);
+            let outside = (bounds.0 - r.0).max(0)
+                + (r.2 - bounds.2).max(0)
+                + (bounds.1 - r.1).max(0)
+                + (r.3 - bounds.3).max(0);
+            let hits: i64 = taken.iter().map(|t| overlap(&r, t)).sum();
+            hits + outside as i64 * 1000
+        };
+        // The first candidate of the lowest cost (candidates are in order of preference).
+        let best = candidates.iter().copied().min_by_key(cost).unwrap_or((x + 8, y - h / 2));
+        taken.push((best.0, best.1, best.0 + w, best.1 + h));
+        out.push(best);
+    }
+    out
+}
+
+/// Labelled points `(label, x, y)`, e.g. accuracy against images per second for several
+/// models: each label is written beside its point where it overlaps no other label or point
+/// ([`place_labels`]). `log_x` puts x on a log scale.
 pub fn scatter(
     points: &[(String, f64, f64)],
     x_label: &str,
     y_label: &str,
     log_x: bool,
 ) -> Result<Figure> {
-    let finite: Vec<(usize, &(String, f64, f64))> = points
+    let finite: Vec<&(String, f64, f64)> = points
         .iter()
-        .enumerate()
-        .filter(|(_, p)| p.1.is_finite() && p.2.is_finite() && (!log_x || p.1 > 0.0))
+        .filter(|p| p.1.is_finite() && p.2.is_finite() && (!log_x || p.1 > 0.0))
         .collect();
     if finite.is_empty() {
         return Err(error("scatter: no finite points to plot"));
     }
-    let (x0, x1) =
-        finite.iter().fold((f64::MAX, f64::MIN), |(a, b), (_, p)| (a.min(p.1), b.max(p.1)));
-    let (y0, y1) =
-        finite.iter().fold((f64::MAX, f64::MIN), |(a, b), (_, p)| (a.min(p.2), b.max(p.2)));
-    let ypad = ((y1 - y0) * 0.1).max(0.01);
-    let legend_w = 300;
+    let (x0, x1) = finite.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let (y0, y1) = finite.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.2), b.max(p.2)));
+    let ypad = ((y1 - y0) * 0.12).max(0.01);
+    let places = decimals(y1 - y0 + 2.0 * ypad);
+    let sizes: Vec<(i32, i32)> =
+        finite.iter().map(|p| text_size(&p.0, TICK)).map(|(w, h)| (w + 2, h + 2)).collect();
     let draw = |root: &Area<'_>| -> Result<()> {
         root.fill(&WHITE).map_err(draw_err)?;
-        let (plot_area, legend) = root.split_horizontally(1000 - legend_w);
-        let mut builder = ChartBuilder::on(&plot_area);
-        builder.margin(20).x_label_area_size(40).y_label_area_size(60);
+        let mut builder = ChartBuilder::on(root);
+        builder.margin(20).x_label_area_size(50).y_label_area_size(70);
         macro_rules! finish {
             ($chart:expr) => {{
                 let mut chart = $chart;
                 mesh!(chart, x_label, y_label)
                     .x_labels(6)
+                    .y_label_formatter(&|v| format!("{v:.places$}"))
                     .x_label_formatter(&|v| {
                         if *v >= 10.0 {
                             format!("{v:.0}")
@@ -575,37 +887,32 @@ pub fn scatter(
                     .draw()
                     .map_err(draw_err)?;
                 chart
-                    .draw_series(finite.iter().map(|(i, p)| {
-                        EmptyElement::at((p.1, p.2))
-                            + Circle::new((0, 0), 5, BLUE.filled())
-                            + Text::new(
-                                format!("{}", i + 1),
-                                (7, -16),
-                                (FONT, 14).into_font().color(&BLACK),
-                            )
-                    }))
+                    .draw_series(finite.iter().map(|p| Circle::new((p.1, p.2), 5, BLUE.filled())))
                     .map_err(draw_err)?;
+                let (xr, yr) = chart.plotting_area().get_pixel_range();
+                let anchors: Vec<(i32, i32)> =
+                    finite.iter().map(|p| chart.backend_coord(&(p.1, p.2))).collect();
+                let at = place_labels(&anchors, &sizes, (xr.start, yr.start, xr.end, yr.end));
+                use plotters::style::text_anchor::{HPos, VPos};
+                let style = anchored(TICK, HPos::Left, VPos::Top, &BLACK);
+                for (p, &(x, y)) in finite.iter().zip(&at) {
+                    root.draw_text(&p.0, &style, (x + 1, y + 1)).map_err(draw_err)?;
+                }
             }};
         }
         if log_x {
             finish!(builder
-                .build_cartesian_2d((x0 / 1.5..x1 * 1.5).log_scale(), (y0 - ypad)..(y1 + ypad))
+                .build_cartesian_2d((x0 / 1.6..x1 * 1.6).log_scale(), (y0 - ypad)..(y1 + ypad))
                 .map_err(draw_err)?);
         } else {
-            let xpad = ((x1 - x0) * 0.1).max(1e-3);
+            let xpad = ((x1 - x0) * 0.12).max(1e-3);
             finish!(builder
                 .build_cartesian_2d((x0 - xpad)..(x1 + xpad), (y0 - ypad)..(y1 + ypad))
                 .map_err(draw_err)?);
         }
-        for (row, (i, p)) in finite.iter().enumerate() {
-            let style = TextStyle::from((FONT, 13).into_font()).color(&BLACK);
-            legend
-                .draw_text(&format!("{}  {}", i + 1, p.0), &style, (10, 30 + 22 * row as i32))
-                .map_err(draw_err)?;
-        }
         Ok(())
     };
-    Figure::render(1000, 480.max(60 + 22 * finite.len() as u32), draw)
+    Figure::render(760, 500, draw)
 }
 
 /// Several curves `(label, points)` on one chart, each a line with its points marked and a
@@ -628,6 +935,7 @@ pub fn lines(
     let (x0, x1) = pts.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
     let (y0, y1) = pts.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
     let ypad = ((y1 - y0) * 0.1).max(0.01);
+    let places = decimals(y1 - y0 + 2.0 * ypad);
     // matplotlib's tab10 after blue and orange: green, red, purple.
     let colors = [
         BLUE,
@@ -645,6 +953,7 @@ pub fn lines(
                 let mut chart = $chart;
                 mesh!(chart, x_label, y_label)
                     .x_label_formatter(&|v| format!("{v:.0}"))
+                    .y_label_formatter(&|v| format!("{v:.places$}"))
                     .draw()
                     .map_err(draw_err)?;
                 for (i, (label, points)) in series.iter().enumerate() {
@@ -665,14 +974,9 @@ pub fn lines(
                         .draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))
                         .map_err(draw_err)?;
                 }
-                chart
-                    .configure_series_labels()
-                    .position(SeriesLabelPosition::LowerRight)
-                    .background_style(WHITE.mix(0.8))
-                    .border_style(RGBColor(0xcc, 0xcc, 0xcc))
-                    .label_font((FONT, 14))
-                    .draw()
-                    .map_err(draw_err)?;
+                let pts: Vec<&[(f64, f64)]> = series.iter().map(|s| s.1.as_slice()).collect();
+                let labels: Vec<&str> = series.iter().map(|s| s.0.as_str()).collect();
+                draw_legend(&mut chart, &pts, &labels)?;
             }};
         }
         if log_x {
@@ -687,4 +991,58 @@ pub fn lines(
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tick_decimals_follow_the_range() {
+        // 0.3..2.5 -> "0.5, 1.0"; ResNet_plain's plateau 2.3023..2.3029 -> "2.3025"; 0..200 -> "50".
+        assert_eq!(decimals(2.2), 1);
+        assert_eq!(decimals(0.0006), 4);
+        assert_eq!(decimals(0.002), 4);
+        assert_eq!(decimals(200.0), 0);
+        assert_eq!(decimals(0.0), 2);
+        assert_eq!(decimals(f64::NAN), 2);
+    }
+
+    #[test]
+    fn the_legend_goes_where_it_hides_the_fewest_points() {
+        let labels = ["train loss", "validation loss"];
+        let area = (600, 400);
+        // Empty chart: matplotlib's first choice, upper right.
+        let SeriesLabelPosition::Coordinate(x, y) = best_legend(&[], area, &labels, LABEL) else {
+            panic!("a coordinate")
+        };
+        assert!(x > 300 && y < 50, "{x}, {y}");
+        // Points crowd the upper right: the legend moves to another corner, away from them.
+        let crowd: Vec<(i32, i32)> =
+            (0..200).map(|i| (400 + (i % 20) * 10, 5 + (i / 20) * 10)).collect();
+        let SeriesLabelPosition::Coordinate(x, y) = best_legend(&crowd, area, &labels, LABEL)
+        else {
+            panic!("a coordinate")
+        };
+        assert!(!(x > 300 && y < 100), "the legend stayed on the points at {x}, {y}");
+    }
+
+    #[test]
+    fn scatter_labels_do_not_overlap() {
+        // Three points close together and a fourth near the right border.
+        let anchors = [(100, 100), (110, 104), (104, 96), (590, 300)];
+        let sizes = [(90, 16); 4];
+        let at = place_labels(&anchors, &sizes, (0, 0, 600, 400));
+        for i in 0..4 {
+            let a = (at[i].0, at[i].1, at[i].0 + 90, at[i].1 + 16);
+            assert!(a.0 >= 0 && a.2 <= 600 && a.1 >= 0 && a.3 <= 400, "label {i} outside");
+            for (j, p) in at.iter().enumerate().take(i) {
+                let b = (p.0, p.1, p.0 + 90, p.1 + 16);
+                let apart = a.2 <= b.0 || b.2 <= a.0 || a.3 <= b.1 || b.3 <= a.1;
+                assert!(apart, "labels {i} and {j} overlap: {a:?} {b:?}");
+            }
+        }
+        // The point near the border is labelled on its left.
+        assert!(at[3].0 + 90 <= 590, "{:?}", at[3]);
+    }
 }
