@@ -32,6 +32,12 @@ pub const CACHE_ENV: &str = "PLAYGROUND_CACHE";
 pub const RUNS_ENV: &str = "PLAYGROUND_RUNS";
 /// The variable that turns downloads off (any value but empty or `0`).
 pub const OFFLINE_ENV: &str = "PLAYGROUND_OFFLINE";
+/// The variable that points at an ImageNet validation folder (any layout of
+/// [`crate::data::ValFolder::find`]).
+pub const IMAGENET_VAL_ENV: &str = "PLAYGROUND_IMAGENET_VAL";
+/// The variable that replaces `https://download.pytorch.org/models`, where torchvision's
+/// checkpoints are downloaded from (a mirror; a local server in the tests).
+pub const WEIGHTS_URL_ENV: &str = "PLAYGROUND_WEIGHTS_URL";
 
 /// Whether a flag variable is on: set to anything but empty or `0`.
 fn flag(name: &str) -> bool {
@@ -149,6 +155,24 @@ pub fn data_dir() -> PathBuf {
 /// `weights/` at the top of the repository.
 pub fn weights_dir() -> PathBuf {
     repo_folder(WEIGHTS_ENV, "weights")
+}
+
+/// The ImageNet validation folder: `$PLAYGROUND_IMAGENET_VAL`, or `imagenet/val` in
+/// [`data_dir`] (the 40 labelled images of the reference machines, or the full 50,000).
+pub fn imagenet_val_dir() -> PathBuf {
+    match std::env::var_os(IMAGENET_VAL_ENV) {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => data_dir().join("imagenet").join("val"),
+    }
+}
+
+/// Where torchvision's checkpoints are downloaded from: `$PLAYGROUND_WEIGHTS_URL`, or
+/// `https://download.pytorch.org/models` (torchvision's own URL).
+pub fn torchvision_url() -> String {
+    match std::env::var(WEIGHTS_URL_ENV) {
+        Ok(u) if !u.is_empty() => u.trim_end_matches('/').to_string(),
+        _ => "https://download.pytorch.org/models".to_string(),
+    }
 }
 
 /// Where computed feature caches go: `$PLAYGROUND_CACHE`, or `cache/` at the top of the repository.

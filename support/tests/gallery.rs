@@ -112,6 +112,27 @@ fn charts_render() {
     .map(|(n, x, y)| (n.to_string(), *x, *y))
     .collect();
     check("scatter", &viz::scatter(&points, "images per second", "top-1", true).unwrap(), None);
+    // Measured on 40 images (with 95% intervals) apart from published 50,000-image accuracies.
+    let (published, measured): (Vec<_>, Vec<_>) =
+        points.iter().cloned().partition(|p| p.0.contains("published"));
+    let intervals = vec![(0.625, 0.877), (0.625, 0.877), (0.572, 0.839)];
+    let groups = [
+        viz::PointGroup {
+            name: "published (50,000 images)".into(),
+            points: published,
+            intervals: vec![],
+        },
+        viz::PointGroup {
+            name: "measured here (40 images, 95% interval)".into(),
+            points: measured,
+            intervals,
+        },
+    ];
+    let fig = viz::scatter_groups(&groups, "images per second", "top-1", true).unwrap();
+    check("scatter_groups", &fig, None);
+    let orange =
+        fig.rgb.chunks(3).filter(|p| p[0] > 240 && p[1] > 110 && p[1] < 140 && p[2] < 30).count();
+    assert!(orange > 200, "the second group is not drawn in its own colour ({orange} pixels)");
     let labels: Vec<String> = ["median filter", "Gaussian filter", "CNN, 1 layer", "CNN, 3 layers"]
         .map(String::from)
         .into();

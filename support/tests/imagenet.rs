@@ -173,3 +173,84 @@ fn bad_inputs_get_clear_errors() {
     assert!(e.contains("cut.pth is not a readable legacy PyTorch (pickle) checkpoint"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The three layouts of a validation set that `ValFolder::find` reads, on small folders written
+/// here, and the errors for a partial class-folder layout and for a folder with no labels.
+#[test]
+fn validation_folders_in_every_usual_layout() {
+    let root = std::env::temp_dir().join(format!("support-val-layouts-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    // 1. One folder per WordNet id, all 1000 (most empty): labels are the sorted ranks.
+    let by_class = root.join("by_class");
+    for k in 0..1000 {
+        std::fs::create_dir_all(by_class.join(format!("n{:08}", 1_000_000 + k * 7))).unwrap();
+    }
+    for (k, name) in [(3, "b.JPEG"), (3, "a.JPEG"), (999, "c.jpg")] {
+        let file = by_class.join(format!("n{:08}", 1_000_000 + k * 7)).join(name);
+        std::fs::write(file, b"jpeg").unwrap();
+    }
+    std::fs::write(by_class.join("n01000021").join("notes.txt"), b"not an image").unwrap();
+    let v = ValFolder::find(&by_class).unwrap();
+    assert_eq!(v.labels, [3, 3, 999]);
+    let names: Vec<String> =
+        v.files.iter().map(|f| f.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, ["a.JPEG", "b.JPEG", "c.jpg"]);
+    // Ten class folders cannot be numbered in torchvision's order: an error that says why.
+    let partial = root.join("partial");
+    for k in 0..10 {
+        std::fs::create_dir_all(partial.join(format!("n{:08}", 1_000_000 + k))).unwrap();
+    }
+    let e = ValFolder::find(&partial).unwrap_err().to_string();
+    assert!(e.contains("10 WordNet-id folders") && e.contains("all 1000"), "{e}");
+    // 2. A flat folder with `file label` lines in val_labels.txt beside it (its parent).
+    let flat = root.join("flat").join("val");
+    std::fs::create_dir_all(&flat).unwrap();
+    for f in ["x.JPEG", "y.JPEG"] {
+        std::fs::write(flat.join(f), b"jpeg").unwrap();
+    }
+    std::fs::write(root.join("flat").join("val_labels.txt"), "y.JPEG 7\nx.JPEG 285\n").unwrap();
+    let v = ValFolder::find(&flat).unwrap();
+    assert_eq!(v.labels, [7, 285]);
+    // 3. One label per line, in the folder itself: the count must match the images.
+    let per_line = root.join("per_line");
+    std::fs::create_dir_all(&per_line).unwrap();
+    for n in 1..=3 {
+        std::fs::write(per_line.join(format!("ILSVRC2012_val_{n:08}.JPEG")), b"jpeg").unwrap();
+    }
+    std::fs::write(per_line.join("val_labels.txt"), "65\n970\n230\n").unwrap();
+    assert_eq!(ValFolder::find(&per_line).unwrap().labels, [65, 970, 230]);
+    std::fs::write(per_line.join("val_labels.txt"), "65\n970\n").unwrap();
+    let e = ValFolder::find(&per_line).unwrap_err().to_string();
+    assert!(e.contains("shift every later label"), "{e}");
+    // No layout at all: the error names the labels files it looked for.
+    let bare = root.join("bare");
+    std::fs::create_dir_all(&bare).unwrap();
+    let e = ValFolder::find(&bare).unwrap_err().to_string();
+    assert!(e.contains("WordNet id") && e.contains("val_labels.txt"), "{e}");
+    // The reference machine's 40 images are found by the library's rule.
+    assert_eq!(ValFolder::find(imagenet_dir().join("val")).unwrap().len(), 40);
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// Wilson score intervals against statsmodels 0.15:
+/// ```python
+/// from statsmodels.stats.proportion import proportion_confint
+/// for k, n in [(31, 40), (0, 40), (40, 40), (29, 40), (1, 3)]:
+///     print(k, n, *proportion_confint(k, n, alpha=0.05, method="wilson"))
+/// ```
+#[test]
+fn wilson_intervals_match_statsmodels() {
+    use support::recipes::imagenet::wilson_interval;
+    let golden = [
+        (31, 40, 0.6249690325768998, 0.8768390867645927),
+        (0, 40, 0.0, 0.08762160119728668),
+        (40, 40, 0.9123783988027134, 1.0),
+        (29, 40, 0.5716504419378943, 0.8389198375233267),
+        (1, 3, 0.06149194472039626, 0.7923403991979523),
+    ];
+    for (k, n, lo, hi) in golden {
+        let (a, b) = wilson_interval(k as f64, n);
+        assert!((a - lo).abs() < 1e-12 && (b - hi).abs() < 1e-12, "{k}/{n}: {a} {b}");
+    }
+    assert_eq!(wilson_interval(0.0, 0), (0.0, 1.0));
+}

@@ -231,6 +231,32 @@ fn download_to(url: &str, path: &Path) -> Result<()> {
 /// through `<dest>.part`, which no failure leaves behind.
 #[cfg(feature = "download")]
 pub fn fetch_verified(urls: &[&str], sha256: &str, dest: &Path) -> Result<()> {
+    fetch_checked(urls, dest, sha256, |got| got == sha256)
+}
+
+/// Downloads `dest` from the first of `urls` that serves a file whose SHA-256 starts with
+/// `prefix`, as `torch.hub` checks the checkpoints whose names carry that prefix
+/// (`resnet18-f37072fd.pth`), through `<dest>.part`, which no failure leaves behind.
+#[cfg(feature = "download")]
+pub fn fetch_hash_prefix(urls: &[&str], prefix: &str, dest: &Path) -> Result<()> {
+    if prefix.len() < 8 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(error(format!(
+            "`{prefix}` is not a SHA-256 prefix (8 or more hex digits) to check {} against",
+            dest.display()
+        )));
+    }
+    let prefix = prefix.to_ascii_lowercase();
+    let expected = format!("{prefix}...");
+    fetch_checked(urls, dest, &expected, |got| got.starts_with(&prefix))
+}
+
+#[cfg(feature = "download")]
+fn fetch_checked(
+    urls: &[&str],
+    dest: &Path,
+    expected: &str,
+    accept: impl Fn(&str) -> bool,
+) -> Result<()> {
     let dir = dest.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)
         .map_err(|e| error(format!("cannot create {}: {e}", dir.display())))?;
@@ -238,10 +264,9 @@ pub fn fetch_verified(urls: &[&str], sha256: &str, dest: &Path) -> Result<()> {
     for url in urls {
         let part = Part::new(part_path(dest));
         match download_to(url, &part.path).and_then(|()| sha256_file(&part.path)) {
-            Ok(got) if got == sha256 => return part.commit(dest),
-            Ok(got) => {
-                errors.push(format!("{url}: checksum mismatch (SHA-256 {got}, expected {sha256})"))
-            }
+            Ok(got) if accept(&got) => return part.commit(dest),
+            Ok(got) => errors
+                .push(format!("{url}: checksum mismatch (SHA-256 {got}, expected {expected})")),
             Err(e) => errors.push(e.to_string()),
         }
     }

@@ -208,7 +208,10 @@ fn jpeg_complete(b: &[u8]) -> bool {
     }
 }
 
-/// A flat folder of `ILSVRC2012_val_XXXXXXXX.JPEG` files with their labels.
+/// ImageNet validation images with their labels (ImageNet-1k class indices in torchvision's
+/// order: the sorted WordNet ids, `n01440764` "tench" = 0), from any of the usual layouts
+/// ([`ValFolder::find`]): one folder per WordNet id (torchvision's `ImageFolder` / `ImageNet`,
+/// `valprep.sh`), or a flat folder of `ILSVRC2012_val_XXXXXXXX.JPEG` files with a labels file.
 #[derive(Clone, Debug)]
 pub struct ValFolder {
     /// The image files, in label order.
@@ -217,7 +220,96 @@ pub struct ValFolder {
     pub labels: Vec<usize>,
 }
 
+/// Whether `name` is a WordNet id (`n` and eight digits), as ImageNet's class folders are named.
+fn is_wnid(name: &str) -> bool {
+    name.len() == 9 && name.starts_with('n') && name[1..].bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Whether `name` is an image file name the validation readers take.
+fn is_image(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.ends_with(".jpeg") || lower.ends_with(".jpg") || lower.ends_with(".png")
+}
+
 impl ValFolder {
+    /// The validation set in `dir`, whichever of the usual layouts it has:
+    /// - one subfolder per WordNet id (`n01440764/`, ...), all 1000 of them: the class index is
+    ///   the folder's rank in sorted order, as torchvision's `ImageFolder` numbers them;
+    /// - a flat folder of images with `val_labels.txt` in it or beside it (the folder's parent):
+    ///   `file label` per line, or one label per line for `ILSVRC2012_val_00000001.JPEG`, ...
+    ///   (see [`ValFolder::open`]).
+    ///
+    /// [`crate::env::imagenet_val_dir`] says where the notebooks look (`$PLAYGROUND_IMAGENET_VAL`,
+    /// else `imagenet/val` in the data folder).
+    pub fn find(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        let entries: Vec<std::fs::DirEntry> = std::fs::read_dir(dir)
+            .map_err(|e| {
+                error(format!(
+                    "cannot read the ImageNet validation folder {}: {e}; set {} to the folder, or \
+                     pass it to ValFolder::find",
+                    dir.display(),
+                    crate::env::IMAGENET_VAL_ENV
+                ))
+            })?
+            .filter_map(|e| e.ok())
+            .collect();
+        let mut classes: Vec<String> = entries
+            .iter()
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| is_wnid(n))
+            .collect();
+        if !classes.is_empty() {
+            classes.sort();
+            return Self::from_class_folders(dir, &classes);
+        }
+        let candidates =
+            [dir.join("val_labels.txt"), dir.parent().unwrap_or(dir).join("val_labels.txt")];
+        match candidates.iter().find(|p| p.is_file()) {
+            Some(labels) => Self::open(dir, labels),
+            None => Err(error(format!(
+                "{} has neither one folder per WordNet id (n01440764/, ...) nor a labels file \
+                 ({} or {}): put the validation set in one of these layouts (labels in \
+                 torchvision's class order)",
+                dir.display(),
+                candidates[0].display(),
+                candidates[1].display()
+            ))),
+        }
+    }
+
+    fn from_class_folders(dir: &Path, classes: &[String]) -> Result<Self> {
+        if classes.len() != 1000 {
+            return Err(error(format!(
+                "{} has {} WordNet-id folders ({} ... {}); the class indices are the ranks of all \
+                 1000 ImageNet-1k ids in sorted order, so all 1000 folders must be there (empty \
+                 ones are fine)",
+                dir.display(),
+                classes.len(),
+                classes[0],
+                classes[classes.len() - 1]
+            )));
+        }
+        let (mut files, mut labels) = (Vec::new(), Vec::new());
+        for (label, class) in classes.iter().enumerate() {
+            let sub = dir.join(class);
+            let mut names: Vec<PathBuf> = std::fs::read_dir(&sub)
+                .map_err(|e| error(format!("cannot list {}: {e}", sub.display())))?
+                .filter_map(|e| e.ok())
+                .filter(|e| is_image(&e.file_name().to_string_lossy()))
+                .map(|e| e.path())
+                .collect();
+            names.sort();
+            labels.extend(std::iter::repeat_n(label, names.len()));
+            files.extend(names);
+        }
+        if files.is_empty() {
+            return Err(error(format!("the class folders of {} hold no images", dir.display())));
+        }
+        Ok(ValFolder { files, labels })
+    }
+
     /// `dir` with a labels file that is either `file label` per line (any subset of the
     /// validation images) or one label per line for `ILSVRC2012_val_00000001.JPEG`, `..02`, ...
     /// (the full 50,000-image layout), told apart by the first line. Every listed file must

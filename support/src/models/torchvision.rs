@@ -572,6 +572,19 @@ impl TorchvisionModel {
         }
     }
 
+    /// The SHA-256 prefix that the checkpoint's file name carries (`resnet18-f37072fd.pth` ->
+    /// `f37072fd`), which `torch.hub` checks a download against.
+    pub fn checkpoint_hash_prefix(self) -> &'static str {
+        let file = self.checkpoint_file();
+        let stem = file.strip_suffix(".pth").unwrap_or(file);
+        stem.rsplit('-').next().unwrap_or(stem)
+    }
+
+    /// Where the checkpoint is downloaded from: [`crate::env::torchvision_url`] + its file name.
+    pub fn checkpoint_url(self) -> String {
+        format!("{}/{}", crate::env::torchvision_url(), self.checkpoint_file())
+    }
+
     /// The published ImageNet-1k top-1 and top-5 accuracy of those weights (torchvision's docs).
     pub fn published_accuracy(self) -> (f64, f64) {
         match self {
@@ -624,6 +637,16 @@ impl FromStr for TorchvisionModel {
     }
 }
 
+#[cfg(feature = "download")]
+fn download_checkpoint(url: &str, prefix: &str, path: &std::path::Path) -> Result<()> {
+    crate::data::fetch::fetch_hash_prefix(&[url], prefix, path)
+}
+
+#[cfg(not(feature = "download"))]
+fn download_checkpoint(_url: &str, _prefix: &str, _path: &std::path::Path) -> Result<()> {
+    Err(crate::error("support was built without its `download` feature"))
+}
+
 /// One of torchvision's ImageNet classifiers (a concrete type, see `CifarNet` for why).
 pub struct TorchvisionNet {
     /// Which architecture.
@@ -648,14 +671,27 @@ impl TorchvisionNet {
         Ok(TorchvisionNet { arch, pretrained: false, params: b.init.finish(), net })
     }
 
-    /// The architecture with torchvision's ImageNet weights when its official checkpoint is in
-    /// [`crate::env::weights_dir`]; otherwise with seeded random weights, saying so (the
-    /// timings are still real, the predictions are not). The checkpoints are not reachable from
-    /// the reference machines; elsewhere `https://download.pytorch.org/models/<file>` serves them.
+    /// The architecture with torchvision's ImageNet weights: its official checkpoint
+    /// ([`TorchvisionModel::checkpoint_file`]) from [`crate::env::weights_dir`], downloaded there
+    /// first when it is missing and downloads are on (from [`TorchvisionModel::checkpoint_url`],
+    /// through a `.part` file, its SHA-256 checked against the prefix in its name as `torch.hub`
+    /// does, with progress lines; a server that sends nothing for 60 s ends the attempt). When
+    /// the file can be neither found nor downloaded, the model keeps seeded random weights and
+    /// says so, naming the file, its URL and the folder: the timings are still real, the
+    /// predictions are not. A file that is there but is not this architecture's checkpoint is an
+    /// error that names it.
     pub fn pretrained(arch: TorchvisionModel, device: &Device) -> Result<Self> {
         let mut m = TorchvisionNet::new(arch, device)?;
         let file = arch.checkpoint_file();
-        let path = crate::env::weights_dir().join(file);
+        let dir = crate::env::weights_dir();
+        let path = dir.join(file);
+        let url = arch.checkpoint_url();
+        let mut failure = None;
+        if !path.exists() && crate::env::downloads_enabled() {
+            if let Err(e) = download_checkpoint(&url, arch.checkpoint_hash_prefix(), &path) {
+                failure = Some(e.to_string());
+            }
+        }
         if path.exists() {
             m.load(&path)?;
             m.pretrained = true;
@@ -664,10 +700,17 @@ impl TorchvisionNet {
                 crate::env::shown(&path)
             );
         } else {
+            let why = match failure {
+                Some(e) => format!("the download failed ({e})"),
+                None if cfg!(feature = "download") => {
+                    format!("downloads are off (${} is set)", crate::env::OFFLINE_ENV)
+                }
+                None => "support was built without its `download` feature".to_string(),
+            };
             println!(
-                "{arch}: no checkpoint at {} (get it from https://download.pytorch.org/models/\
-                 {file}); using random weights: timings are real, predictions are not",
-                crate::env::shown(&path),
+                "{arch}: no checkpoint {file} in {}/ and {why}; put the file there (from {url}) \
+                 for real predictions. Using random weights: timings are real, predictions are not",
+                crate::env::shown(&dir),
             );
         }
         Ok(m)
@@ -678,9 +721,22 @@ impl TorchvisionNet {
         self.arch.name()
     }
 
-    /// Loads a torchvision checkpoint (`.pth` or `.safetensors`) by its own key names.
+    /// Loads a torchvision checkpoint (`.pth` or `.safetensors`) by its own key names. An
+    /// Inception v3 checkpoint may lack the auxiliary classifier (`AuxLogits.*`, absent from a
+    /// model built with `aux_logits=False`): it is not used at inference, and keeps its
+    /// placeholder weights then.
     pub fn load(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
-        self.params.load(path)
+        let path = path.as_ref();
+        if self.arch != TorchvisionModel::InceptionV3 {
+            return self.params.load(path);
+        }
+        let map = crate::weights::read_state_dict(path)?;
+        let source = path.display().to_string();
+        if map.keys().any(|k| k.starts_with("AuxLogits.")) {
+            self.params.load_tensors(&map, &source)
+        } else {
+            self.params.select(|k| !k.starts_with("AuxLogits.")).load_tensors(&map, &source)
+        }
     }
 
     /// The preprocessing preset of its pretrained weights (Inception: 342/299, others 256/224).

@@ -10,6 +10,6 @@ mod table;
 pub use figure::{stack, Figure};
 pub use plot::{
     bar_chart, bar_chart_with, heatmap, image, image_and_curve, image_grid, kernels, lines,
-    loss_curves, matrix, prediction_grid, scatter, BarChart, Panels,
+    loss_curves, matrix, prediction_grid, scatter, scatter_groups, BarChart, Panels, PointGroup,
 };
 pub use table::Table;

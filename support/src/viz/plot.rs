@@ -851,19 +851,74 @@ pub fn scatter(
     y_label: &str,
     log_x: bool,
 ) -> Result<Figure> {
-    let finite: Vec<&(String, f64, f64)> = points
-        .iter()
-        .filter(|p| p.1.is_finite() && p.2.is_finite() && (!log_x || p.1 > 0.0))
-        .collect();
+    let group = PointGroup { name: String::new(), points: points.to_vec(), intervals: vec![] };
+    scatter_groups(&[group], x_label, y_label, log_x)
+}
+
+/// A group of labelled points for [`scatter_groups`]: one colour, one legend entry.
+#[derive(Clone, Debug, Default)]
+pub struct PointGroup {
+    /// The legend entry (none when empty).
+    pub name: String,
+    /// Labelled points `(label, x, y)`.
+    pub points: Vec<(String, f64, f64)>,
+    /// Optional `(low, high)` of each point's y, drawn as an error bar (empty: none), e.g. a
+    /// 95% interval of an accuracy measured on few images.
+    pub intervals: Vec<(f64, f64)>,
+}
+
+/// Several groups of labelled points on one chart, each in its own colour with a legend entry
+/// and optional error bars, e.g. accuracies measured here (with their intervals) apart from
+/// published ones. Labels are placed as in [`scatter`].
+pub fn scatter_groups(
+    groups: &[PointGroup],
+    x_label: &str,
+    y_label: &str,
+    log_x: bool,
+) -> Result<Figure> {
+    let colors = [BLUE, ORANGE, RGBColor(0x2c, 0xa0, 0x2c), RGBColor(0xd6, 0x27, 0x28)];
+    // (group, label, x, y, interval) of every drawable point.
+    let mut finite = Vec::new();
+    for (g, group) in groups.iter().enumerate() {
+        if !group.intervals.is_empty() && group.intervals.len() != group.points.len() {
+            return Err(error(format!(
+                "scatter group `{}` has {} points but {} intervals",
+                group.name,
+                group.points.len(),
+                group.intervals.len()
+            )));
+        }
+        for (i, p) in group.points.iter().enumerate() {
+            if p.1.is_finite() && p.2.is_finite() && (!log_x || p.1 > 0.0) {
+                let iv = group
+                    .intervals
+                    .get(i)
+                    .copied()
+                    .filter(|iv| iv.0.is_finite() && iv.1.is_finite());
+                finite.push((g, p.0.as_str(), p.1, p.2, iv));
+            }
+        }
+    }
     if finite.is_empty() {
         return Err(error("scatter: no finite points to plot"));
     }
-    let (x0, x1) = finite.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
-    let (y0, y1) = finite.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.2), b.max(p.2)));
+    let (x0, x1) = finite.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.2), b.max(p.2)));
+    let (y0, y1) = finite.iter().fold((f64::MAX, f64::MIN), |(a, b), p| {
+        let (lo, hi) = p.4.unwrap_or((p.3, p.3));
+        (a.min(p.3).min(lo), b.max(p.3).max(hi))
+    });
     let ypad = ((y1 - y0) * 0.12).max(0.01);
     let places = decimals(y1 - y0 + 2.0 * ypad);
     let sizes: Vec<(i32, i32)> =
-        finite.iter().map(|p| text_size(&p.0, TICK)).map(|(w, h)| (w + 2, h + 2)).collect();
+        finite.iter().map(|p| text_size(p.1, TICK)).map(|(w, h)| (w + 2, h + 2)).collect();
+    let named: Vec<(usize, &str)> = groups
+        .iter()
+        .enumerate()
+        .filter(|(_, g)| !g.name.is_empty())
+        .map(|(i, g)| (i, g.name.as_str()))
+        .collect();
+    // Headroom above the points for the legend, when there is one.
+    let top = if named.is_empty() { y1 + ypad } else { y1 + ypad + (y1 - y0) * 0.35 };
     let draw = |root: &Area<'_>| -> Result<()> {
         root.fill(&WHITE).map_err(draw_err)?;
         let mut builder = ChartBuilder::on(root);
@@ -886,28 +941,86 @@ pub fn scatter(
                     })
                     .draw()
                     .map_err(draw_err)?;
-                chart
-                    .draw_series(finite.iter().map(|p| Circle::new((p.1, p.2), 5, BLUE.filled())))
-                    .map_err(draw_err)?;
+                for p in &finite {
+                    if let Some((lo, hi)) = p.4 {
+                        let c = colors[p.0 % colors.len()];
+                        chart
+                            .draw_series(std::iter::once(PathElement::new(
+                                vec![(p.2, lo), (p.2, hi)],
+                                c.stroke_width(2),
+                            )))
+                            .map_err(draw_err)?;
+                        for y in [lo, hi] {
+                            let (cx, cy) = chart.backend_coord(&(p.2, y));
+                            root.draw(&PathElement::new(
+                                vec![(cx - 5, cy), (cx + 5, cy)],
+                                c.stroke_width(2),
+                            ))
+                            .map_err(draw_err)?;
+                        }
+                    }
+                }
+                for (g, group) in groups.iter().enumerate() {
+                    let c = colors[g % colors.len()];
+                    let pts: Vec<(f64, f64)> =
+                        finite.iter().filter(|p| p.0 == g).map(|p| (p.2, p.3)).collect();
+                    let series = chart
+                        .draw_series(pts.iter().map(|&p| Circle::new(p, 5, c.filled())))
+                        .map_err(draw_err)?;
+                    if !group.name.is_empty() {
+                        series
+                            .label(group.name.as_str())
+                            .legend(move |(x, y)| Circle::new((x + 10, y), 5, c.filled()));
+                    }
+                }
                 let (xr, yr) = chart.plotting_area().get_pixel_range();
                 let anchors: Vec<(i32, i32)> =
-                    finite.iter().map(|p| chart.backend_coord(&(p.1, p.2))).collect();
+                    finite.iter().map(|p| chart.backend_coord(&(p.2, p.3))).collect();
                 let at = place_labels(&anchors, &sizes, (xr.start, yr.start, xr.end, yr.end));
                 use plotters::style::text_anchor::{HPos, VPos};
                 let style = anchored(TICK, HPos::Left, VPos::Top, &BLACK);
                 for (p, &(x, y)) in finite.iter().zip(&at) {
-                    root.draw_text(&p.0, &style, (x + 1, y + 1)).map_err(draw_err)?;
+                    root.draw_text(p.1, &style, (x + 1, y + 1)).map_err(draw_err)?;
+                }
+                if !named.is_empty() {
+                    // Avoid the points and their labels (a few pixels of each label box).
+                    let mut avoid: Vec<(i32, i32)> =
+                        anchors.iter().map(|&(x, y)| (x - xr.start, y - yr.start)).collect();
+                    for (&(x, y), &(w, h)) in at.iter().zip(&sizes) {
+                        for k in 0..=8 {
+                            avoid.push((x + w * k / 8 - xr.start, y + h / 2 - yr.start));
+                        }
+                    }
+                    for p in &finite {
+                        if let Some((lo, hi)) = p.4 {
+                            let (ax, ay) = chart.backend_coord(&(p.2, lo));
+                            let (_, by) = chart.backend_coord(&(p.2, hi));
+                            for y in (by..=ay).step_by(4) {
+                                avoid.push((ax - xr.start, y - yr.start));
+                            }
+                        }
+                    }
+                    let labels: Vec<&str> = named.iter().map(|n| n.1).collect();
+                    let area = (xr.end - xr.start, yr.end - yr.start);
+                    chart
+                        .configure_series_labels()
+                        .position(best_legend(&avoid, area, &labels, LABEL))
+                        .background_style(WHITE.mix(0.8))
+                        .border_style(RGBColor(0xcc, 0xcc, 0xcc))
+                        .label_font((FONT, LABEL))
+                        .draw()
+                        .map_err(draw_err)?;
                 }
             }};
         }
         if log_x {
             finish!(builder
-                .build_cartesian_2d((x0 / 1.6..x1 * 1.6).log_scale(), (y0 - ypad)..(y1 + ypad))
+                .build_cartesian_2d((x0 / 1.6..x1 * 1.6).log_scale(), (y0 - ypad)..top)
                 .map_err(draw_err)?);
         } else {
             let xpad = ((x1 - x0) * 0.12).max(1e-3);
             finish!(builder
-                .build_cartesian_2d((x0 - xpad)..(x1 + xpad), (y0 - ypad)..(y1 + ypad))
+                .build_cartesian_2d((x0 - xpad)..(x1 + xpad), (y0 - ypad)..top)
                 .map_err(draw_err)?);
         }
         Ok(())

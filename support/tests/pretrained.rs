@@ -1,0 +1,159 @@
+//! torchvision checkpoints as `TorchvisionNet::pretrained` gets them: downloaded from a server
+//! (here one on 127.0.0.1 that the test runs) with the SHA-256 prefix of the file name checked as
+//! `torch.hub` does, refused with nothing left behind when the hash differs, cut off when the
+//! server stalls, and loaded from the weights folder when the file is there. This binary sets
+//! `PLAYGROUND_WEIGHTS` and `PLAYGROUND_WEIGHTS_URL`, so its tests run one after another
+//! (one `#[test]`).
+#![cfg(feature = "download")]
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use support::data::fetch::{fetch_hash_prefix, set_read_timeout, sha256_file};
+use support::models::{TorchvisionModel, TorchvisionNet};
+use support::{Device, Model, Tensor};
+
+/// Serves `body` to every request on 127.0.0.1 (after `stall` seconds of silence mid-body when
+/// set) and returns the base URL; records the paths requested.
+fn serve(
+    body: Vec<u8>,
+    stall: Option<u64>,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let req = String::from_utf8_lossy(&buf[..n]).to_string();
+            let path = req.split_whitespace().nth(1).unwrap_or("").to_string();
+            log.lock().unwrap().push(path);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(head.as_bytes());
+            match stall {
+                Some(secs) => {
+                    let _ = s.write_all(&body[..body.len() / 2]);
+                    std::thread::sleep(std::time::Duration::from_secs(secs));
+                }
+                None => {
+                    let _ = s.write_all(&body);
+                }
+            }
+        }
+    });
+    (format!("http://127.0.0.1:{port}/models"), seen)
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("support-pretrained-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn torchvision_checkpoints_download_check_and_load() {
+    // 1. A small file under a name that carries its real hash prefix downloads and lands whole.
+    let body = b"a small checkpoint".to_vec();
+    let dir = scratch("fetch");
+    let probe = dir.join("probe");
+    std::fs::write(&probe, &body).unwrap();
+    let prefix = sha256_file(&probe).unwrap()[..8].to_string();
+    let (base, _) = serve(body.clone(), None);
+    let dest = dir.join(format!("tiny-{prefix}.pth"));
+    fetch_hash_prefix(&[&format!("{base}/tiny-{prefix}.pth")], &prefix, &dest).unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), body);
+    assert!(!dir.join(format!("tiny-{prefix}.pth.part")).exists());
+    // A wrong prefix is refused and leaves nothing; so is a prefix that is not one.
+    let wrong = dir.join("tiny-00000000.pth");
+    let e = fetch_hash_prefix(&[&format!("{base}/tiny.pth")], "00000000", &wrong).unwrap_err();
+    assert!(e.to_string().contains("checksum mismatch"), "{e}");
+    assert!(!wrong.exists() && !dir.join("tiny-00000000.pth.part").exists());
+    assert!(fetch_hash_prefix(&[&base], "xyz", &wrong).is_err());
+
+    // 2. pretrained(): the official file name at $PLAYGROUND_WEIGHTS_URL; the server sends other
+    // bytes, so the hash check refuses them, nothing is left in the weights folder, and the model
+    // says it keeps random weights.
+    let weights = scratch("weights");
+    std::env::set_var("PLAYGROUND_WEIGHTS", &weights);
+    let (base, seen) = serve(b"not resnet18".to_vec(), None);
+    std::env::set_var("PLAYGROUND_WEIGHTS_URL", &base);
+    let arch = TorchvisionModel::ResNet18;
+    assert_eq!(arch.checkpoint_hash_prefix(), "f37072fd");
+    assert_eq!(arch.checkpoint_url(), format!("{base}/resnet18-f37072fd.pth"));
+    let net = TorchvisionNet::pretrained(arch, &Device::Cpu).unwrap();
+    assert!(!net.pretrained);
+    assert_eq!(seen.lock().unwrap().as_slice(), ["/models/resnet18-f37072fd.pth"]);
+    let left: Vec<_> = std::fs::read_dir(&weights).unwrap().collect();
+    assert!(left.is_empty(), "the refused download left {left:?}");
+
+    // 3. A server that stalls mid-file: the read timeout ends the attempt, nothing is left.
+    set_read_timeout(std::time::Duration::from_secs(1));
+    let (base, _) = serve(vec![7u8; 100_000], Some(30));
+    std::env::set_var("PLAYGROUND_WEIGHTS_URL", &base);
+    let start = std::time::Instant::now();
+    let net = TorchvisionNet::pretrained(arch, &Device::Cpu).unwrap();
+    assert!(!net.pretrained && start.elapsed().as_secs() < 15, "{:?}", start.elapsed());
+    assert!(std::fs::read_dir(&weights).unwrap().next().is_none());
+
+    // 4. Offline, with the checkpoint in the weights folder: pretrained() loads it (every
+    // architecture, Inception v3 also without its auxiliary classifier). The files are written
+    // in safetensors format under the official names: the loader tells formats apart by content
+    // (torch's zip and legacy formats are covered by tests/weights.rs on PyTorch-made fixtures).
+    std::env::set_var("PLAYGROUND_OFFLINE", "1");
+    for arch in TorchvisionModel::ALL {
+        let source = TorchvisionNet::new(arch, &Device::Cpu).unwrap();
+        // Different weights from the placeholder init: a model that ignored the file would differ.
+        let scaled: std::collections::HashMap<String, Tensor> = source
+            .params()
+            .state_dict()
+            .into_iter()
+            .map(|(k, v)| {
+                let v = if v.dtype().is_float() { (v * 0.5).unwrap() } else { v };
+                (k, v)
+            })
+            .collect();
+        let path = weights.join(arch.checkpoint_file());
+        support::candle::safetensors::save(&scaled, &path).unwrap();
+        let net = TorchvisionNet::pretrained(arch, &Device::Cpu).unwrap();
+        assert!(net.pretrained, "{arch}");
+        for (k, v) in net.params().state_dict() {
+            if !v.dtype().is_float() {
+                continue;
+            }
+            let want = &scaled[k.as_str()];
+            let diff = (v - want).unwrap().abs().unwrap().max_all().unwrap();
+            assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0, "{arch}: {k}");
+        }
+        if arch == TorchvisionModel::InceptionV3 {
+            // Saved with `aux_logits=False`: no `AuxLogits.*` tensors; everything else loads.
+            let no_aux: std::collections::HashMap<String, Tensor> = scaled
+                .iter()
+                .filter(|(k, _)| !k.starts_with("AuxLogits."))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            assert!(no_aux.len() < scaled.len());
+            support::candle::safetensors::save(&no_aux, &path).unwrap();
+            let net = TorchvisionNet::pretrained(arch, &Device::Cpu).unwrap();
+            let sd = net.params().state_dict();
+            let w = "Mixed_7c.branch_pool.conv.weight";
+            let diff = (&sd[w] - &no_aux[w]).unwrap().abs().unwrap().max_all().unwrap();
+            assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0);
+            // Without the auxiliary tensors and missing another one: still an error naming it.
+            let mut broken = no_aux.clone();
+            broken.remove(w);
+            support::candle::safetensors::save(&broken, &path).unwrap();
+            let e = TorchvisionNet::pretrained(arch, &Device::Cpu).err().expect("an error");
+            assert!(e.to_string().contains(w), "{e}");
+        }
+        std::fs::remove_file(&path).unwrap();
+    }
+    std::fs::remove_dir_all(&weights).ok();
+    std::fs::remove_dir_all(&dir).ok();
+}
