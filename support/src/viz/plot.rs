@@ -795,13 +795,16 @@ macro_rules! mesh {
 }
 
 /// Places text boxes of size `sizes` next to `anchors` (pixels) inside `bounds`, each where it
-/// overlaps no other label, no anchor and no box placed before it: right of its point first,
-/// then left, above, below and the diagonals, nearer before farther. Returns each box's
-/// top-left corner.
+/// overlaps no other label, no anchor, none of the `obstacles` (rectangles `(x0, y0, x1, y1)`,
+/// e.g. error bars) and no box placed before it: right of its point first,
+/// then left, above, below and the diagonals, nearer before farther, then straight above or
+/// below further out; a place nearer to another point than to its own counts as a collision.
+/// Returns each box's top-left corner.
 pub(super) fn place_labels(
     anchors: &[(i32, i32)],
     sizes: &[(i32, i32)],
     bounds: (i32, i32, i32, i32),
+    obstacles: &[(i32, i32, i32, i32)],
 ) -> Vec<(i32, i32)> {
     type Rect = (i32, i32, i32, i32);
     let overlap = |a: &Rect, b: &Rect| {
@@ -810,8 +813,15 @@ pub(super) fn place_labels(
         w as i64 * h as i64
     };
     let mut taken: Vec<Rect> = anchors.iter().map(|&(x, y)| (x - 6, y - 6, x + 6, y + 6)).collect();
+    taken.extend_from_slice(obstacles);
+    // Squared distance from a point to a rectangle (0 inside it).
+    let dist2 = |r: &Rect, (px, py): (i32, i32)| {
+        let dx = (r.0 - px).max(px - r.2).max(0) as i64;
+        let dy = (r.1 - py).max(py - r.3).max(0) as i64;
+        dx * dx + dy * dy
+    };
     let mut out = Vec::with_capacity(anchors.len());
-    for (&(x, y), &(w, h)) in anchors.iter().zip(sizes) {
+    for (i, (&(x, y), &(w, h))) in anchors.iter().zip(sizes).enumerate() {
         let mut candidates = Vec::new();
         for d in [8, 20, 36] {
             candidates.extend([
@@ -825,6 +835,11 @@ pub(super) fn place_labels(
                 (x - d - w, y + d),
             ]);
         }
+        // Farther away only straight above or below (e.g. past the end of an error bar), where a
+        // label still reads as its point's.
+        for d in [60, 90, 120, 150] {
+            candidates.extend([(x - w / 2, y - d - h), (x - w / 2, y + d)]);
+        }
         let cost = |&(cx, cy): &(i32, i32)| {
             let r = (cx, cy, cx + w, cy + h);
             let outside = (bounds.0 - r.0).max(0)
@@ -832,7 +847,10 @@ pub(super) fn place_labels(
                 + (bounds.1 - r.1).max(0)
                 + (r.3 - bounds.3).max(0);
             let hits: i64 = taken.iter().map(|t| overlap(&r, t)).sum();
-            hits + outside as i64 * 1000
+            // A label nearer to another point than to its own would be read as that point's.
+            let own = dist2(&r, (x, y));
+            let misread = anchors.iter().enumerate().any(|(j, &a)| j != i && dist2(&r, a) < own);
+            hits + outside as i64 * 1000 + if misread { 400 } else { 0 }
         };
         // The first candidate of the lowest cost (candidates are in order of preference).
         let best = candidates.iter().copied().min_by_key(cost).unwrap_or((x + 8, y - h / 2));
@@ -976,7 +994,17 @@ pub fn scatter_groups(
                 let (xr, yr) = chart.plotting_area().get_pixel_range();
                 let anchors: Vec<(i32, i32)> =
                     finite.iter().map(|p| chart.backend_coord(&(p.2, p.3))).collect();
-                let at = place_labels(&anchors, &sizes, (xr.start, yr.start, xr.end, yr.end));
+                let bars: Vec<(i32, i32, i32, i32)> = finite
+                    .iter()
+                    .filter_map(|p| {
+                        let (lo, hi) = p.4?;
+                        let (x, y_lo) = chart.backend_coord(&(p.2, lo));
+                        let (_, y_hi) = chart.backend_coord(&(p.2, hi));
+                        Some((x - 6, y_hi, x + 6, y_lo))
+                    })
+                    .collect();
+                let bounds = (xr.start, yr.start, xr.end, yr.end);
+                let at = place_labels(&anchors, &sizes, bounds, &bars);
                 use plotters::style::text_anchor::{HPos, VPos};
                 let style = anchored(TICK, HPos::Left, VPos::Top, &BLACK);
                 for (p, &(x, y)) in finite.iter().zip(&at) {
@@ -1142,11 +1170,11 @@ mod tests {
 
     #[test]
     fn scatter_labels_do_not_overlap() {
-        // Three points close together and a fourth near the right border.
-        let anchors = [(100, 100), (110, 104), (104, 96), (590, 300)];
-        let sizes = [(90, 16); 4];
-        let at = place_labels(&anchors, &sizes, (0, 0, 600, 400));
-        for i in 0..4 {
+        // Three points close together, a fourth near the right border, a fifth beside an error bar.
+        let anchors = [(100, 100), (110, 104), (104, 96), (590, 300), (295, 200)];
+        let sizes = [(90, 16); 5];
+        let at = place_labels(&anchors, &sizes, (0, 0, 600, 400), &[(300, 0, 310, 400)]);
+        for i in 0..5 {
             let a = (at[i].0, at[i].1, at[i].0 + 90, at[i].1 + 16);
             assert!(a.0 >= 0 && a.2 <= 600 && a.1 >= 0 && a.3 <= 400, "label {i} outside");
             for (j, p) in at.iter().enumerate().take(i) {
@@ -1157,5 +1185,21 @@ mod tests {
         }
         // The point near the border is labelled on its left.
         assert!(at[3].0 + 90 <= 590, "{:?}", at[3]);
+        // No label crosses the obstacle (an error bar at x = 300..310): the last point's label,
+        // whose first choice (right of it) would, goes elsewhere.
+        // Every label is nearer to its own point than to any other.
+        let d2 = |a: (i32, i32), (px, py): (i32, i32)| {
+            let dx = (a.0 - px).max(px - a.0 - 90).max(0) as i64;
+            let dy = (a.1 - py).max(py - a.1 - 16).max(0) as i64;
+            dx * dx + dy * dy
+        };
+        for (i, &a) in at.iter().enumerate() {
+            let own = d2(a, anchors[i]);
+            assert!(
+                anchors.iter().all(|&p| d2(a, p) >= own),
+                "label {i} at {a:?} reads as another's"
+            );
+        }
+        assert!(at.iter().all(|a| a.0 + 90 <= 300 || a.0 >= 310), "{at:?}");
     }
 }
