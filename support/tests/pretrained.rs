@@ -1,16 +1,19 @@
 //! torchvision checkpoints as `TorchvisionNet::pretrained` gets them: downloaded from a server
 //! (here one on 127.0.0.1 that the test runs) with the SHA-256 prefix of the file name checked as
 //! `torch.hub` does, refused with nothing left behind when the hash differs, cut off when the
-//! server stalls, and loaded from the weights folder when the file is there. This binary sets
-//! `PLAYGROUND_WEIGHTS` and `PLAYGROUND_WEIGHTS_URL`, so its tests run one after another
-//! (one `#[test]`).
+//! server stalls, and loaded from the weights folder when the file is there; then the transfer
+//! notebook's frozen-backbone run on such a checkpoint. This binary sets `PLAYGROUND_WEIGHTS`,
+//! `PLAYGROUND_WEIGHTS_URL`, `PLAYGROUND_CACHE` and `PLAYGROUND_OFFLINE`, so its steps run one
+//! after another (one `#[test]`).
 #![cfg(feature = "download")]
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use support::data::fetch::{fetch_hash_prefix, set_read_timeout, sha256_file};
+use support::data::Dataset;
 use support::models::{TorchvisionModel, TorchvisionNet};
+use support::recipes::transfer::{self, Backbone, HeadConfig};
 use support::{Device, Model, Tensor};
 
 /// Serves `body` to every request on 127.0.0.1 (after `stall` seconds of silence mid-body when
@@ -154,6 +157,34 @@ fn torchvision_checkpoints_download_check_and_load() {
         }
         std::fs::remove_file(&path).unwrap();
     }
+
+    // 5. The transfer notebook's frozen-backbone path end to end on a few images: ResNet18 from
+    // its checkpoint file, features extracted (and cached in $PLAYGROUND_CACHE), a new head
+    // trained for 2 epochs, metrics on the three splits; a second run reads the cache.
+    let arch = TorchvisionModel::ResNet18;
+    let path = weights.join(arch.checkpoint_file());
+    TorchvisionNet::new(arch, &Device::Cpu).unwrap().params().save(&path).unwrap();
+    let cache = scratch("cache");
+    std::env::set_var("PLAYGROUND_CACHE", &cache);
+    let backbone = Backbone::Torchvision(TorchvisionNet::pretrained(arch, &Device::Cpu).unwrap());
+    assert!(backbone.is_pretrained());
+    let split = |n: usize, seed: u64| {
+        let images = Tensor::rand(0f32, 1., (n, 3, 32, 32), &Device::Cpu).unwrap();
+        let labels: Vec<u32> = (0..n as u32).map(|i| (i + seed as u32) % 10).collect();
+        Dataset::new(images, Tensor::new(labels.as_slice(), &Device::Cpu).unwrap()).unwrap()
+    };
+    let (train, val, test) = (split(12, 0), split(4, 3), split(4, 7));
+    let cfg = HeadConfig { hidden: 16, batch_size: 4, ..Default::default() };
+    let run = transfer::frozen_run(&backbone, [&train, &val, &test], cfg, 2).unwrap();
+    assert_eq!((run.backbone.as_str(), run.images), ("resnet18", 20));
+    assert_eq!(run.history.train_loss.len(), 2);
+    assert!(run.metrics.test.0.is_finite() && (0.0..=1.0).contains(&run.metrics.test.1));
+    assert_eq!(run.head.num_parameters(), 512 * 16 + 16 + 16 * 10 + 10);
+    let cached = std::fs::read_dir(&cache).unwrap().count();
+    assert_eq!(cached, 3, "one feature file per split");
+    let again = transfer::frozen_run(&backbone, [&train, &val, &test], cfg, 2).unwrap();
+    assert_eq!(again.history.train_loss, run.history.train_loss, "same features, same seed");
+    std::fs::remove_dir_all(&cache).ok();
     std::fs::remove_dir_all(&weights).ok();
     std::fs::remove_dir_all(&dir).ok();
 }
