@@ -113,17 +113,20 @@ pub fn epochs(full: usize) -> usize {
     }
 }
 
-/// `$env` when it is set and not empty, else the folder `name` at the top of the repository
-/// (the repository itself for `("", "")`).
+/// The top of the repository: the parent of this crate's folder (written without `..`, so that
+/// messages show a plain path).
+fn repo_root() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(std::path::Path::new(".."))
+        .to_path_buf()
+}
+
+/// `$env` when it is set and not empty, else the folder `name` at the top of the repository.
 fn repo_folder(env: &str, name: &str) -> PathBuf {
     match std::env::var_os(env) {
-        Some(p) if !p.is_empty() && !env.is_empty() => PathBuf::from(p),
-        // The repository is the parent of this crate's folder (written without `..`, so that
-        // messages show a plain path).
-        _ => std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .unwrap_or(std::path::Path::new(".."))
-            .join(name),
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => repo_root().join(name),
     }
 }
 
@@ -138,8 +141,7 @@ pub fn shown(path: &std::path::Path) -> String {
             }
         }
     }
-    let repo = repo_folder("", "");
-    match path.strip_prefix(&repo) {
+    match path.strip_prefix(repo_root()) {
         Ok(rest) => rest.display().to_string(),
         Err(_) => path.display().to_string(),
     }
@@ -249,7 +251,7 @@ mod shown_tests {
 
     #[test]
     fn paths_in_the_repository_are_shown_relative_to_it() {
-        let repo = repo_folder("", "");
+        let repo = repo_root();
         assert!(repo.is_absolute() && repo.join("support").is_dir(), "{}", repo.display());
         assert_eq!(shown(&repo.join("weights").join("a.pth")), "weights/a.pth");
         assert_eq!(shown(std::path::Path::new("/elsewhere/a.pth")), "/elsewhere/a.pth");

@@ -145,6 +145,9 @@ fn evaluate_batches(
             next_report = seen + n / 10;
         }
     }
+    if seen == 0 {
+        return Err(error("the validation folder holds no images to evaluate"));
+    }
     let e = Evaluation {
         loss: loss / seen as f64,
         top1: top1 as f64 / seen as f64,
@@ -152,9 +155,6 @@ fn evaluate_batches(
         images: seen,
         seconds: start.elapsed().as_secs_f64(),
     };
-    if seen == 0 {
-        return Err(error("the validation folder holds no images to evaluate"));
-    }
     println!("Loss: {:.3}, accuracy: {:.3}, top-5 accuracy: {:.3}", e.loss, e.top1, e.top5);
     println!("Inference time: {:.2} min ({:.1} images/s)", e.seconds / 60.0, e.images_per_second());
     Ok(e)

@@ -126,9 +126,21 @@ where
     Y: Ranged<ValueType = f64>,
 {
     let (points, area) = line_pixels(chart, series);
+    draw_legend_at(chart, best_legend(&points, area, labels, LABEL))
+}
+
+/// Draws the legend of `chart`'s labelled series at `position`, in the figures' legend style.
+fn draw_legend_at<'a, 'b: 'a, X, Y>(
+    chart: &mut ChartContext<'a, SVGBackend<'b>, Cartesian2d<X, Y>>,
+    position: SeriesLabelPosition,
+) -> Result<()>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
     chart
         .configure_series_labels()
-        .position(best_legend(&points, area, labels, LABEL))
+        .position(position)
         .background_style(WHITE.mix(0.8))
         .border_style(RGBColor(0xcc, 0xcc, 0xcc))
         .label_font((FONT, LABEL))
@@ -1030,14 +1042,7 @@ pub fn scatter_groups(
                     }
                     let labels: Vec<&str> = named.iter().map(|n| n.1).collect();
                     let area = (xr.end - xr.start, yr.end - yr.start);
-                    chart
-                        .configure_series_labels()
-                        .position(best_legend(&avoid, area, &labels, LABEL))
-                        .background_style(WHITE.mix(0.8))
-                        .border_style(RGBColor(0xcc, 0xcc, 0xcc))
-                        .label_font((FONT, LABEL))
-                        .draw()
-                        .map_err(draw_err)?;
+                    draw_legend_at(&mut chart, best_legend(&avoid, area, &labels, LABEL))?;
                 }
             }};
         }
