@@ -247,12 +247,14 @@ fn cnn_parameter_counts_match_the_originals() {
     assert_eq!(lenet.num_parameters(), 61706);
     assert_eq!(lenet.forward(&x).unwrap().dims(), [2, 10]);
     assert_eq!(
-        lenet.to_string().lines().take(4).collect::<Vec<_>>(),
+        lenet.to_string().lines().take(5).collect::<Vec<_>>(),
         [
             "LeNet5(",
             "  (0): Conv2d(1, 6, kernel_size=(5, 5), stride=(1, 1), padding=(2, 2))",
             "  (1): ReLU()",
-            "  (2): MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)"
+            "  (2): MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)",
+            // PyTorch leaves a zero padding out.
+            "  (3): Conv2d(6, 16, kernel_size=(5, 5), stride=(1, 1))",
         ]
     );
     let bad = Tensor::zeros((2, 3, 28, 28), support::candle::DType::F32, &Device::Cpu).unwrap();

@@ -16,6 +16,16 @@ use support::models::{TorchvisionModel, TorchvisionNet};
 use support::recipes::transfer::{self, Backbone, HeadConfig};
 use support::{Device, Model, Tensor};
 
+#[path = "common/pth.rs"]
+mod pth;
+
+/// Writes a state dict in torch's own zip format, as torchvision's checkpoints are.
+fn save_pth(sd: &std::collections::HashMap<String, Tensor>, path: &std::path::Path) {
+    let mut items: Vec<(String, Tensor)> = sd.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    pth::save_pth(&items, path);
+}
+
 /// Serves `body` to every request on 127.0.0.1 (after `stall` seconds of silence mid-body when
 /// set) and returns the base URL; records the paths requested.
 fn serve(
@@ -107,8 +117,8 @@ fn torchvision_checkpoints_download_check_and_load() {
 
     // 4. Offline, with the checkpoint in the weights folder: pretrained() loads it (every
     // architecture, Inception v3 also without its auxiliary classifier). The files are written
-    // in safetensors format under the official names: the loader tells formats apart by content
-    // (torch's zip and legacy formats are covered by tests/weights.rs on PyTorch-made fixtures).
+    // in torch's zip format under the official names, by the writer in common/pth.rs (which
+    // torch.load reads: tests/weights.rs); 1.1 GB in all, one architecture at a time.
     std::env::set_var("PLAYGROUND_OFFLINE", "1");
     for arch in TorchvisionModel::ALL {
         let source = TorchvisionNet::new(arch, &Device::Cpu).unwrap();
@@ -123,7 +133,7 @@ fn torchvision_checkpoints_download_check_and_load() {
             })
             .collect();
         let path = weights.join(arch.checkpoint_file());
-        support::candle::safetensors::save(&scaled, &path).unwrap();
+        save_pth(&scaled, &path);
         let net = TorchvisionNet::pretrained(arch, &Device::Cpu).unwrap();
         assert!(net.pretrained, "{arch}");
         for (k, v) in net.params().state_dict() {
@@ -142,7 +152,7 @@ fn torchvision_checkpoints_download_check_and_load() {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
             assert!(no_aux.len() < scaled.len());
-            support::candle::safetensors::save(&no_aux, &path).unwrap();
+            save_pth(&no_aux, &path);
             let net = TorchvisionNet::pretrained(arch, &Device::Cpu).unwrap();
             let sd = net.params().state_dict();
             let w = "Mixed_7c.branch_pool.conv.weight";
@@ -151,7 +161,7 @@ fn torchvision_checkpoints_download_check_and_load() {
             // Without the auxiliary tensors and missing another one: still an error naming it.
             let mut broken = no_aux.clone();
             broken.remove(w);
-            support::candle::safetensors::save(&broken, &path).unwrap();
+            save_pth(&broken, &path);
             let e = TorchvisionNet::pretrained(arch, &Device::Cpu).err().expect("an error");
             assert!(e.to_string().contains(w), "{e}");
         }
@@ -163,7 +173,7 @@ fn torchvision_checkpoints_download_check_and_load() {
     // trained for 2 epochs, metrics on the three splits; a second run reads the cache.
     let arch = TorchvisionModel::ResNet18;
     let path = weights.join(arch.checkpoint_file());
-    TorchvisionNet::new(arch, &Device::Cpu).unwrap().params().save(&path).unwrap();
+    save_pth(&TorchvisionNet::new(arch, &Device::Cpu).unwrap().params().state_dict(), &path);
     let cache = scratch("cache");
     std::env::set_var("PLAYGROUND_CACHE", &cache);
     let backbone = Backbone::Torchvision(TorchvisionNet::pretrained(arch, &Device::Cpu).unwrap());

@@ -184,3 +184,21 @@ fn unknown_model_and_bad_input_are_errors() {
         .to_string();
     assert!(err.contains("expects images (N, 3, H, W)"), "{err}");
 }
+
+/// `println!("{model}")` prints torchvision's `print(model)` text (the golden files are
+/// torchvision's own, written by `tests/golden/make_golden_reprs.py`), line for line.
+#[test]
+fn printed_as_torchvision_prints_them() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reprs");
+    let files = ["alexnet", "vgg16", "inception_v3", "resnet18", "resnet101"];
+    for (arch, file) in TorchvisionModel::ALL.into_iter().zip(files) {
+        let net = TorchvisionNet::new(arch, &Device::Cpu).unwrap();
+        let file = dir.join(format!("{file}.txt"));
+        let want = std::fs::read_to_string(&file).unwrap();
+        let got = format!("{net}\n");
+        for (i, (g, w)) in got.lines().zip(want.lines()).enumerate() {
+            assert_eq!(g, w, "{arch}, line {}", i + 1);
+        }
+        assert_eq!(got.lines().count(), want.lines().count(), "{arch}");
+    }
+}

@@ -3,7 +3,10 @@
 //! transposed, an int64 buffer; and loading them into a model by key.
 
 use support::nn::{Init, Linear};
-use support::Device;
+use support::{Device, Tensor};
+
+#[path = "common/pth.rs"]
+mod pth;
 
 fn fixture(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
@@ -61,4 +64,36 @@ fn safetensors_whose_first_byte_looks_like_a_pickle() {
     }
     assert!(hit, "no header length starting with 0x80 was produced");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The torch-format writer the pretrained-weights tests use (`common/pth.rs`) writes what torch
+/// reads: the file left in `target/tmp/written.pth` was loaded by `torch.load` with
+/// `tests/golden/check_written_pth.py` (torch 2.15.0, `weights_only=True`), which printed
+///
+/// ```text
+/// fc.weight torch.float32 (2, 3) [[0.0, 2.0, 4.0], [1.0, 3.0, 5.0]]
+/// fc.bias torch.float32 (2,) [0.5, -1.5]
+/// bn.num_batches_tracked torch.int64 () 7
+/// ```
+///
+/// the same values as the PyTorch-made fixtures; here it reads back as those fixtures do.
+#[test]
+fn written_pth_loads_in_torch_and_here() {
+    let dev = Device::Cpu;
+    let sd = vec![
+        ("fc.weight".to_string(), Tensor::new(&[[0f32, 2., 4.], [1., 3., 5.]], &dev).unwrap()),
+        ("fc.bias".to_string(), Tensor::new(&[0.5f32, -1.5], &dev).unwrap()),
+        ("bn.num_batches_tracked".to_string(), Tensor::new(7i64, &dev).unwrap()),
+    ];
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("written.pth");
+    pth::save_pth(&sd, &path);
+    let back = support::weights::read_state_dict(&path).unwrap();
+    let want = support::weights::read_state_dict(fixture("tiny_zip.pth")).unwrap();
+    assert_eq!(back.len(), want.len());
+    for (k, v) in &want {
+        assert_eq!(back[k].dims(), v.dims(), "{k}");
+        assert_eq!(back[k].dtype(), v.dtype(), "{k}");
+        let same = back[k].flatten_all().unwrap().eq(&v.flatten_all().unwrap()).unwrap();
+        assert_eq!(same.min_all().unwrap().to_scalar::<u8>().unwrap(), 1, "{k}");
+    }
 }

@@ -9,6 +9,7 @@
 
 use crate::data::Preset;
 use crate::nn::functional::{adaptive_avg_pool2d, avg_pool2d, max_pool2d, relu, Pool2d};
+use crate::nn::repr::{self, Module};
 use crate::nn::{BatchNorm2d, Conv2d, Conv2dConfig, Init, Linear, Model, Params};
 use crate::{error, Device, Result, Tensor};
 use std::fmt;
@@ -190,6 +191,8 @@ impl ResBlock {
 
 struct ResNet {
     stem: ConvBn,
+    /// Blocks per stage (`layer1` .. `layer4`).
+    layers: [usize; 4],
     blocks: Vec<ResBlock>,
     fc: Linear,
 }
@@ -274,7 +277,7 @@ impl ResNet {
             }
         }
         let fc = b.linear("fc", 512 * expansion, 1000)?;
-        Ok(ResNet { stem, blocks, fc })
+        Ok(ResNet { stem, layers, blocks, fc })
     }
 
     fn features(&self, x: &Tensor) -> Result<Tensor> {
@@ -457,6 +460,8 @@ impl Mixed {
 struct Inception3 {
     stem: [ConvBn; 5],
     mixed: Vec<Mixed>,
+    /// `AuxLogits`: conv0, conv1 and fc; in the checkpoints and the printout, unused in eval.
+    aux: ([ConvBn; 2], Linear),
     fc: Linear,
 }
 
@@ -481,14 +486,18 @@ impl Inception3 {
         }
         // The auxiliary classifier: registered (its weights are in the checkpoints),
         // unused in eval.
-        ConvBn::basic(b, "AuxLogits.conv0", 768, 128, sq(1), 1, (0, 0))?;
-        ConvBn::basic(b, "AuxLogits.conv1", 128, 768, sq(5), 1, (0, 0))?;
-        b.linear("AuxLogits.fc", 768, 1000)?;
+        let aux = (
+            [
+                ConvBn::basic(b, "AuxLogits.conv0", 768, 128, sq(1), 1, (0, 0))?,
+                ConvBn::basic(b, "AuxLogits.conv1", 128, 768, sq(5), 1, (0, 0))?,
+            ],
+            b.linear("AuxLogits.fc", 768, 1000)?,
+        );
         mixed.push(Mixed::d(b, "Mixed_7a", 768)?);
         mixed.push(Mixed::e(b, "Mixed_7b", 1280)?);
         mixed.push(Mixed::e(b, "Mixed_7c", 2048)?);
         let fc = b.linear("fc", 2048, 1000)?;
-        Ok(Inception3 { stem, mixed, fc })
+        Ok(Inception3 { stem, mixed, aux, fc })
     }
 
     fn features(&self, x: &Tensor) -> Result<Tensor> {
@@ -511,6 +520,220 @@ impl Inception3 {
             x = m.forward(&x)?;
         }
         x.mean((2, 3))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Printing: the text of PyTorch's `print(model)` for each architecture, built from the layers
+// themselves (tests/torchvision.rs compares it with torchvision's, line by line).
+
+fn relu_inplace() -> Module {
+    Module::leaf("ReLU(inplace=True)")
+}
+
+fn max_pool(p: Pool2d) -> Module {
+    Module::leaf(format!("MaxPool2d({p}, dilation=1, ceil_mode=False)"))
+}
+
+fn adaptive_pool(n: usize) -> Module {
+    Module::leaf(format!("AdaptiveAvgPool2d(output_size=({n}, {n}))"))
+}
+
+impl ConvBn {
+    /// Inception's `BasicConv2d(conv, bn)`.
+    fn printed(&self) -> Module {
+        Module::node("BasicConv2d")
+            .child("conv", repr::conv(&self.conv))
+            .child("bn", repr::batch_norm(&self.bn))
+    }
+}
+
+impl Plain {
+    /// `AlexNet(features, avgpool, classifier)` or `VGG(...)`: the classifier's dropouts sit
+    /// before AlexNet's linear layers and after VGG's.
+    fn printed(&self, alexnet: bool) -> Module {
+        let mut features = Vec::new();
+        for (conv, pool) in &self.convs {
+            features.push(repr::conv(conv));
+            features.push(relu_inplace());
+            if *pool {
+                features.push(max_pool(self.pool));
+            }
+        }
+        let mut classifier = Vec::new();
+        for (i, l) in self.classifier.iter().enumerate() {
+            let last = i + 1 == self.classifier.len();
+            if alexnet && !last {
+                classifier.push(repr::dropout(0.5));
+            }
+            classifier.push(repr::linear(l));
+            if !last {
+                classifier.push(relu_inplace());
+                if !alexnet {
+                    classifier.push(repr::dropout(0.5));
+                }
+            }
+        }
+        Module::node(if alexnet { "AlexNet" } else { "VGG" })
+            .child("features", Module::sequential("Sequential", features))
+            .child("avgpool", adaptive_pool(self.pooled))
+            .child("classifier", Module::sequential("Sequential", classifier))
+    }
+}
+
+impl ResBlock {
+    /// `BasicBlock` (ReLU after the first pair) or `Bottleneck` (ReLU after the three pairs).
+    fn printed(&self) -> Module {
+        let bottleneck = self.convs.len() == 3;
+        let mut m = Module::node(if bottleneck { "Bottleneck" } else { "BasicBlock" });
+        for (i, c) in self.convs.iter().enumerate() {
+            m = m
+                .child(format!("conv{}", i + 1), repr::conv(&c.conv))
+                .child(format!("bn{}", i + 1), repr::batch_norm(&c.bn));
+            if i == 0 && !bottleneck {
+                m = m.child("relu", relu_inplace());
+            }
+        }
+        if bottleneck {
+            m = m.child("relu", relu_inplace());
+        }
+        if let Some(d) = &self.downsample {
+            let pair = [repr::conv(&d.conv), repr::batch_norm(&d.bn)];
+            m = m.child("downsample", Module::sequential("Sequential", pair));
+        }
+        m
+    }
+}
+
+impl ResNet {
+    fn printed(&self) -> Module {
+        let mut m = Module::node("ResNet")
+            .child("conv1", repr::conv(&self.stem.conv))
+            .child("bn1", repr::batch_norm(&self.stem.bn))
+            .child("relu", relu_inplace())
+            .child("maxpool", max_pool(Pool2d::new(3, 2, 1)));
+        let mut blocks = self.blocks.iter();
+        for (stage, &n) in self.layers.iter().enumerate() {
+            let stage_blocks = blocks.by_ref().take(n).map(ResBlock::printed);
+            m = m.child(
+                format!("layer{}", stage + 1),
+                Module::sequential("Sequential", stage_blocks),
+            );
+        }
+        m.child("avgpool", adaptive_pool(1)).child("fc", repr::linear(&self.fc))
+    }
+}
+
+impl Mixed {
+    fn printed(&self) -> Module {
+        let named = |class: &str, parts: Vec<(&str, &ConvBn)>| {
+            parts.into_iter().fold(Module::node(class), |m, (n, c)| m.child(n, c.printed()))
+        };
+        match self {
+            Mixed::A { b1, b5, b3, pool } => named(
+                "InceptionA",
+                vec![
+                    ("branch1x1", b1),
+                    ("branch5x5_1", &b5[0]),
+                    ("branch5x5_2", &b5[1]),
+                    ("branch3x3dbl_1", &b3[0]),
+                    ("branch3x3dbl_2", &b3[1]),
+                    ("branch3x3dbl_3", &b3[2]),
+                    ("branch_pool", pool),
+                ],
+            ),
+            Mixed::B { b3, b3dbl } => named(
+                "InceptionB",
+                vec![
+                    ("branch3x3", b3),
+                    ("branch3x3dbl_1", &b3dbl[0]),
+                    ("branch3x3dbl_2", &b3dbl[1]),
+                    ("branch3x3dbl_3", &b3dbl[2]),
+                ],
+            ),
+            Mixed::C { b1, b7, b7dbl, pool } => named(
+                "InceptionC",
+                vec![
+                    ("branch1x1", b1),
+                    ("branch7x7_1", &b7[0]),
+                    ("branch7x7_2", &b7[1]),
+                    ("branch7x7_3", &b7[2]),
+                    ("branch7x7dbl_1", &b7dbl[0]),
+                    ("branch7x7dbl_2", &b7dbl[1]),
+                    ("branch7x7dbl_3", &b7dbl[2]),
+                    ("branch7x7dbl_4", &b7dbl[3]),
+                    ("branch7x7dbl_5", &b7dbl[4]),
+                    ("branch_pool", pool),
+                ],
+            ),
+            Mixed::D { b3, b7 } => named(
+                "InceptionD",
+                vec![
+                    ("branch3x3_1", &b3[0]),
+                    ("branch3x3_2", &b3[1]),
+                    ("branch7x7x3_1", &b7[0]),
+                    ("branch7x7x3_2", &b7[1]),
+                    ("branch7x7x3_3", &b7[2]),
+                    ("branch7x7x3_4", &b7[3]),
+                ],
+            ),
+            Mixed::E { b1, b3_1, b3_2, dbl_1, dbl_2, dbl_3, pool } => named(
+                "InceptionE",
+                vec![
+                    ("branch1x1", b1),
+                    ("branch3x3_1", b3_1),
+                    ("branch3x3_2a", &b3_2[0]),
+                    ("branch3x3_2b", &b3_2[1]),
+                    ("branch3x3dbl_1", dbl_1),
+                    ("branch3x3dbl_2", dbl_2),
+                    ("branch3x3dbl_3a", &dbl_3[0]),
+                    ("branch3x3dbl_3b", &dbl_3[1]),
+                    ("branch_pool", pool),
+                ],
+            ),
+        }
+    }
+}
+
+impl Inception3 {
+    fn printed(&self) -> Module {
+        let stem =
+            ["Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "Conv2d_3b_1x1", "Conv2d_4a_3x3"];
+        let mut m = Module::node("Inception3");
+        for (i, (name, s)) in stem.iter().zip(&self.stem).enumerate() {
+            m = m.child(*name, s.printed());
+            if i == 2 || i == 4 {
+                m = m.child(format!("maxpool{}", i / 2), max_pool(Pool2d::new(3, 2, 0)));
+            }
+        }
+        let names = ["5b", "5c", "5d", "6a", "6b", "6c", "6d", "6e", "7a", "7b", "7c"];
+        for (name, mixed) in names.iter().zip(&self.mixed) {
+            m = m.child(format!("Mixed_{name}"), mixed.printed());
+            if *name == "6e" {
+                let ([c0, c1], fc) = &self.aux;
+                let aux = Module::node("InceptionAux")
+                    .child("conv0", c0.printed())
+                    .child("conv1", c1.printed())
+                    .child("fc", repr::linear(fc));
+                m = m.child("AuxLogits", aux);
+            }
+        }
+        m.child("avgpool", adaptive_pool(1))
+            .child("dropout", repr::dropout(0.5))
+            .child("fc", repr::linear(&self.fc))
+    }
+}
+
+impl fmt::Display for TorchvisionNet {
+    /// The same text as PyTorch's `print(model)` for the torchvision model (the originals'
+    /// PyTorch 1.x, whose `BatchNorm2d` lines do not show `bias=True`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let printed = match &self.net {
+            Arch::Plain(m) => m.printed(self.arch == TorchvisionModel::AlexNet),
+            Arch::ResNet(m) => m.printed(),
+            Arch::Inception(m) => m.printed(),
+        };
+        printed.fmt(f)
     }
 }
 

@@ -11,6 +11,7 @@
 pub mod functional;
 mod layers;
 mod params;
+pub(crate) mod repr;
 mod sequential;
 
 pub use functional::Pool2d;

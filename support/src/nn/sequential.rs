@@ -1,7 +1,7 @@
 //! [`Sequential`]: a stack of layers applied in order, as `torch.nn.Sequential`, built by listing
 //! the layers and a seed, and printed as PyTorch prints it.
 
-use super::{dropout_rng, Pool2d};
+use super::{dropout_rng, repr, Pool2d};
 use super::{functional, BatchNorm2d, Conv2d, Conv2dConfig, Dropout, Init, Linear, Model, Params};
 use crate::rng::Rng;
 use crate::{error, Device, Result, Tensor};
@@ -30,46 +30,17 @@ pub enum Layer {
 }
 
 impl std::fmt::Display for Layer {
+    /// The layer's line in PyTorch's `print(model)`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Layer::Flatten => write!(f, "Flatten(start_dim=1, end_dim=-1)"),
-            Layer::Linear(l) => write!(
-                f,
-                "Linear(in_features={}, out_features={}, bias={})",
-                l.in_features,
-                l.out_features,
-                if l.bias.is_some() { "True" } else { "False" }
-            ),
-            Layer::Conv2d(c) => {
-                let (t, b, l, r) = c.padding;
-                let pad = if t == b && l == r {
-                    format!("({t}, {l})")
-                } else {
-                    format!("({t}, {b}, {l}, {r})")
-                };
-                write!(
-                    f,
-                    "Conv2d({}, {}, kernel_size=({}, {}), stride=({}, {}), padding={pad}{})",
-                    c.in_channels,
-                    c.out_channels,
-                    c.kernel.0,
-                    c.kernel.1,
-                    c.stride,
-                    c.stride,
-                    if c.bias.is_some() { "" } else { ", bias=False" }
-                )
-            }
+            Layer::Linear(l) => repr::linear(l).fmt(f),
+            Layer::Conv2d(c) => repr::conv(c).fmt(f),
             Layer::MaxPool2d(p) => write!(f, "MaxPool2d({p}, dilation=1, ceil_mode=False)"),
             Layer::AvgPool2d(p) => write!(f, "AvgPool2d({p})"),
             Layer::ReLU => write!(f, "ReLU()"),
-            Layer::Dropout(d) => write!(f, "Dropout(p={}, inplace=False)", d.p),
-            Layer::BatchNorm2d(b) => write!(
-                f,
-                "BatchNorm2d({}, eps={:e}, momentum={}, affine=True, track_running_stats=True)",
-                b.weight.dims()[0],
-                b.eps,
-                b.momentum
-            ),
+            Layer::Dropout(d) => repr::dropout(d.p).fmt(f),
+            Layer::BatchNorm2d(b) => repr::batch_norm(b).fmt(f),
         }
     }
 }
@@ -266,11 +237,8 @@ impl Model for Sequential {
 impl std::fmt::Display for Sequential {
     /// The same text as PyTorch's `print(model)`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "{}(", self.name)?;
-        for (i, l) in self.layers.iter().enumerate() {
-            writeln!(f, "  ({i}): {l}")?;
-        }
-        write!(f, ")")
+        let layers = self.layers.iter().map(|l| repr::Module::leaf(l.to_string()));
+        repr::Module::sequential(&self.name, layers).fmt(f)
     }
 }
 
