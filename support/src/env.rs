@@ -233,13 +233,28 @@ pub fn tensor_id(t: &Tensor) -> usize {
 /// id, so when a model built in one cell is trained in a later cell, the training step's
 /// intermediate tensors can reuse the ids of the model's parameters and backward mixes them up
 /// ("shape mismatch in add"). Burning ids up to the largest parameter id (creating scalar
-/// tensors, ~100 ns each) removes every overlap. [`crate::train::fit`] calls this; call it
-/// yourself before a hand-written training loop in a notebook. Harmless outside notebooks.
+/// tensors, ~100 ns each) removes every overlap. The library's layers do it in their forward pass
+/// for the whole model they belong to (the largest id among the parameters of the `Init` that
+/// built them), so a training loop written in a notebook over a model made of them needs no
+/// call; call this for parameters of your own (`Var`s used with the functional ops) created in
+/// another cell than the loop. Harmless outside notebooks.
 pub fn fence_tensor_ids(vars: &[Var]) -> Result<()> {
-    let max = vars.iter().map(|v| tensor_id(v.as_tensor())).max().unwrap_or(0);
+    fence_to(vars.iter().map(|v| tensor_id(v.as_tensor())).max().unwrap_or(0))
+}
+
+/// Makes the next tensors created by this copy of candle get ids above `max` (see
+/// [`fence_tensor_ids`]). Each copy of `support` has its own copy of the mark below, as each
+/// has its own copy of candle's counter: once a copy is past `max`, a call is one atomic load.
+pub(crate) fn fence_to(max: usize) -> Result<()> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static PASSED: AtomicUsize = AtomicUsize::new(0);
+    if PASSED.load(Ordering::Relaxed) >= max {
+        return Ok(());
+    }
     loop {
-        let t = Tensor::new(0f32, &Device::Cpu)?;
-        if tensor_id(&t) > max {
+        let id = tensor_id(&Tensor::new(0f32, &Device::Cpu)?);
+        if id > max {
+            PASSED.fetch_max(id, Ordering::Relaxed);
             return Ok(());
         }
     }

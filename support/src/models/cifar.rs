@@ -218,6 +218,7 @@ impl Vgg2 {
 
 impl Model for Vgg2 {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.params().fence()?;
         let pool = Pool2d::new(2, 2, 0);
         let x = self.conv2.forward_relu(&self.conv1.forward_relu(x)?)?;
         let x = drop(&max_pool2d(&x, pool)?, 0.5, train, &self.dropout_rng)?;
@@ -292,6 +293,7 @@ impl ResNet {
 
 impl Model for ResNet {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.params().fence()?;
         let mut x = if self.bn {
             self.conv0.forward(x, train)?
         } else {
@@ -516,6 +518,7 @@ impl Inception {
 
 impl Model for Inception {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.params().fence()?;
         let down = Pool2d::new(3, 2, 1);
         let mut x = max_pool2d(&self.stem.forward(x, train)?, down)?;
         for block in &self.blocks {
@@ -704,6 +707,7 @@ impl CifarNet {
 
 impl Model for CifarNet {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.params().fence()?;
         match &self.net {
             Net::Sequential(m) => m.forward_t(x, train),
             Net::Vgg2(m) => m.forward_t(x, train),

@@ -227,6 +227,7 @@ impl EfficientNetLite {
 
     /// The activations after the stem and the first `n` blocks.
     pub fn stem_and_blocks(&self, x: &Tensor, n: usize) -> Result<Tensor> {
+        self.params.fence()?;
         if x.rank() != 4 || x.dim(1)? != 3 {
             return Err(error(format!(
                 "EfficientNet-Lite expects images (N, 3, H, W), got {:?}",
@@ -243,6 +244,7 @@ impl EfficientNetLite {
     /// Runs blocks `from..` on `h` (the output of [`EfficientNetLite::stem_and_blocks`]`(x, from)`)
     /// then the head and the global average pool: `(N, 1280)`.
     pub fn features_from(&self, h: &Tensor, from: usize) -> Result<Tensor> {
+        self.params.fence()?;
         let mut h = h.clone();
         for b in &self.blocks[from.min(self.blocks.len())..] {
             h = b.forward(&h)?;
@@ -280,6 +282,7 @@ impl EfficientNetLite {
 
 impl Model for EfficientNetLite {
     fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
+        self.params().fence()?;
         self.fc.forward(&self.features(x)?)
     }
 

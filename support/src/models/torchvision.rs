@@ -982,6 +982,7 @@ impl TorchvisionNet {
     }
 
     fn check(&self, x: &Tensor) -> Result<()> {
+        self.params.fence()?;
         if x.rank() != 4 || x.dim(1)? != 3 {
             return Err(error(format!(
                 "{} expects images (N, 3, H, W), got {:?}",
@@ -995,6 +996,7 @@ impl TorchvisionNet {
 
 impl Model for TorchvisionNet {
     fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
+        self.params().fence()?;
         self.check(x)?;
         match &self.net {
             Arch::Plain(m) => m.forward(x),

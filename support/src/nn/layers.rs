@@ -3,6 +3,7 @@
 //! `state_dict` name and runs through [`super::functional`].
 
 use super::functional;
+use super::params::Fence;
 use super::Init;
 use crate::kernels;
 use crate::rng::Rng;
@@ -22,6 +23,8 @@ pub struct Linear {
     pub in_features: usize,
     /// Size of each output sample.
     pub out_features: usize,
+    /// Shared with the other layers of its model (see `Init`).
+    pub(crate) fence: Fence,
 }
 
 impl Linear {
@@ -36,12 +39,13 @@ impl Linear {
         let weight =
             init.uniform(&format!("{name}.weight"), &[out_features, in_features], bound)?;
         let bias = Some(init.uniform(&format!("{name}.bias"), &[out_features], bound)?);
-        Ok(Linear { weight, bias, in_features, out_features })
+        Ok(Linear { weight, bias, in_features, out_features, fence: init.fence() })
     }
 
     /// # Shapes
     /// `x: (..., in_features)` -> `(..., out_features)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.fence.pass()?;
         if x.dims().last() != Some(&self.in_features) {
             return Err(error(format!(
                 "Linear(in_features={}, out_features={}) got an input of shape {:?}: its last \
@@ -94,6 +98,8 @@ pub struct Conv2d {
     pub stride: usize,
     /// Zero padding (top, bottom, left, right).
     pub padding: (usize, usize, usize, usize),
+    /// Shared with the other layers of its model (see `Init`).
+    pub(crate) fence: Fence,
 }
 
 impl Conv2d {
@@ -123,7 +129,8 @@ impl Conv2d {
             None
         };
         let padding = (padding, padding, padding, padding);
-        Ok(Conv2d { weight, bias, in_channels, out_channels, kernel, stride, padding })
+        let fence = init.fence();
+        Ok(Conv2d { weight, bias, in_channels, out_channels, kernel, stride, padding, fence })
     }
 
     /// This layer with zero padding `(top, bottom, left, right)`.
@@ -148,6 +155,7 @@ impl Conv2d {
 
     /// Checks the input and pads it: (input for the op, symmetric padding left for the op).
     fn prepare(&self, x: &Tensor) -> Result<(Tensor, usize)> {
+        self.fence.pass()?;
         let dims = x.dims();
         if dims.len() != 4 || dims[1] != self.in_channels {
             return Err(error(format!(
@@ -192,6 +200,8 @@ pub struct BatchNorm2d {
     pub eps: f64,
     /// How far each training batch moves the running statistics (0.1).
     pub momentum: f64,
+    /// Shared with the other layers of its model (see `Init`).
+    pub(crate) fence: Fence,
 }
 
 impl BatchNorm2d {
@@ -206,6 +216,7 @@ impl BatchNorm2d {
             running_var: init.buffer(&format!("{name}.running_var"), &[channels], 1.0)?,
             eps,
             momentum: 0.1,
+            fence: init.fence(),
         })
     }
 
@@ -266,6 +277,7 @@ impl BatchNorm2d {
     }
 
     fn check(&self, x: &Tensor) -> Result<usize> {
+        self.fence.pass()?;
         let c = self.weight.dim(0)?;
         if x.rank() != 4 || x.dim(1)? != c {
             return Err(error(format!(
@@ -302,6 +314,7 @@ impl BatchNorm2d {
     }
 
     fn folded(&self, conv: &Conv2d) -> Result<Option<Conv2d>> {
+        self.fence.pass()?;
         let (scale, shift) = self.scale_shift()?;
         let o = conv.out_channels;
         if conv.bias.is_some() || scale.dim(0)? != o {

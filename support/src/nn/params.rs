@@ -10,6 +10,26 @@ use crate::{error, Device, Result, Tensor};
 use candle_core::Var;
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// The largest tensor id among the parameters and buffers one [`Init`] has created, shared by
+/// the layers it built: each layer's forward pass first makes the running copy of candle number
+/// its new tensors above every parameter of the model (see [`crate::env::fence_tensor_ids`] for
+/// why notebooks need this), so that a training loop written in a notebook cell is safe without
+/// any call of its own. One atomic load per layer once the copy is past the mark.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Fence(Arc<AtomicUsize>);
+
+impl Fence {
+    fn raise(&self, t: &Tensor) {
+        self.0.fetch_max(crate::env::tensor_id(t), Ordering::Relaxed);
+    }
+    /// Makes the next tensors of this copy of candle get ids above the mark.
+    pub(crate) fn pass(&self) -> Result<()> {
+        crate::env::fence_to(self.0.load(Ordering::Relaxed))
+    }
+}
 
 /// The named parameters of a model, in definition order (the order of PyTorch's `state_dict`).
 #[derive(Clone, Debug, Default)]
@@ -18,6 +38,8 @@ pub struct Params {
     /// Non-trainable state saved with the model (BatchNorm running statistics),
     /// as PyTorch's buffers.
     buffers: Vec<(String, Var)>,
+    /// The ids' mark of the [`Init`] that made them, raised by [`Params::extend`].
+    fence: Fence,
 }
 
 impl Params {
@@ -74,13 +96,21 @@ impl Params {
     /// (training the selection trains these tensors of the model).
     pub fn select(&self, keep: impl Fn(&str) -> bool) -> Params {
         let pick = |v: &[(String, Var)]| v.iter().filter(|(n, _)| keep(n)).cloned().collect();
-        Params { vars: pick(&self.vars), buffers: pick(&self.buffers) }
+        Params { vars: pick(&self.vars), buffers: pick(&self.buffers), fence: self.fence.clone() }
     }
 
     /// Adds every parameter and buffer of `other` (sharing storage) under `prefix` + its name.
     pub fn extend(&mut self, prefix: &str, other: &Params) {
         self.vars.extend(other.vars.iter().map(|(n, v)| (format!("{prefix}{n}"), v.clone())));
         self.buffers.extend(other.buffers.iter().map(|(n, v)| (format!("{prefix}{n}"), v.clone())));
+        self.fence.0.fetch_max(other.fence.0.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
+    /// Makes the running copy of candle number its next tensors above every parameter and
+    /// buffer here: what the library's models do first in their forward pass, so that a
+    /// training loop written in a notebook cell needs no call of its own (see [`Fence`]).
+    pub(crate) fn fence(&self) -> Result<()> {
+        self.fence.pass()
     }
 
     /// Sets every parameter and buffer to the value of the one with the same name in `other`
@@ -188,13 +218,19 @@ pub struct Init {
     params: Params,
     rng: Rng,
     device: Device,
+    fence: Fence,
 }
 
 impl Init {
     /// Parameters drawn from `seed`, on `device`.
     pub fn new(seed: u64, device: &Device) -> Self {
         crate::env::tune_allocator();
-        Init { params: Params::new(), rng: Rng::new(seed), device: device.clone() }
+        Init {
+            params: Params::new(),
+            rng: Rng::new(seed),
+            device: device.clone(),
+            fence: Fence::default(),
+        }
     }
 
     /// The device the parameters go to.
@@ -206,24 +242,70 @@ impl Init {
     pub fn uniform(&mut self, name: &str, shape: &[usize], bound: f32) -> Result<Tensor> {
         let n = shape.iter().product();
         let t = Tensor::from_vec(self.rng.uniform_vec(n, -bound, bound), shape, &self.device)?;
-        self.params.push(name, t)
+        let t = self.params.push(name, t)?;
+        self.fence.raise(&t);
+        Ok(t)
     }
 
     /// Adds a parameter `name` filled with `value` (BatchNorm's weight 1 and bias 0).
     pub fn constant(&mut self, name: &str, shape: &[usize], value: f64) -> Result<Tensor> {
         let t = (Tensor::ones(shape, candle_core::DType::F32, &self.device)? * value)?;
-        self.params.push(name, t)
+        let t = self.params.push(name, t)?;
+        self.fence.raise(&t);
+        Ok(t)
     }
 
     /// Adds a buffer `name` filled with `value`: state that is saved and loaded but neither
     /// trained nor counted (PyTorch's `register_buffer`, e.g. BatchNorm's `running_mean`).
     pub fn buffer(&mut self, name: &str, shape: &[usize], value: f64) -> Result<Var> {
         let t = (Tensor::ones(shape, candle_core::DType::F32, &self.device)? * value)?;
-        self.params.buffer(name, t)
+        let v = self.params.buffer(name, t)?;
+        self.fence.raise(v.as_tensor());
+        Ok(v)
+    }
+
+    /// The fence its layers share (see [`Fence`]).
+    pub(crate) fn fence(&self) -> Fence {
+        self.fence.clone()
     }
 
     /// The parameters created so far, in creation order.
     pub fn finish(self) -> Params {
-        self.params
+        Params { fence: self.fence, ..self.params }
+    }
+}
+
+#[cfg(test)]
+mod fence_tests {
+    use super::*;
+    use crate::env::tensor_id;
+    use crate::nn::{BatchNorm2d, Linear};
+
+    /// Every layer of a model carries the same mark: the largest id among all the model's
+    /// parameters and buffers, including those created after the layer itself.
+    #[test]
+    fn layers_share_the_mark_of_their_whole_model() {
+        let mut init = Init::new(0, &Device::Cpu);
+        let first = Linear::new(&mut init, "a", 3, 4).unwrap();
+        let bn = BatchNorm2d::new(&mut init, "bn", 4, 1e-5).unwrap();
+        let last = Linear::new(&mut init, "b", 4, 2).unwrap();
+        let params = init.finish();
+        let all = params.vars().into_iter().chain(params.buffers().iter().map(|(_, v)| v.clone()));
+        let max = all.map(|v| tensor_id(v.as_tensor())).max().unwrap();
+        assert_eq!(tensor_id(last.bias.as_ref().unwrap()), max);
+        for mark in [&first.fence, &bn.fence, &last.fence, &params.fence] {
+            assert_eq!(mark.0.load(Ordering::Relaxed), max);
+        }
+    }
+
+    /// Passing a mark makes the next tensor's id larger than it.
+    #[test]
+    fn passing_a_mark_moves_the_counter_past_it() {
+        let mark = tensor_id(&Tensor::new(0f32, &Device::Cpu).unwrap()) + 100_000;
+        let fence = Fence::default();
+        fence.0.store(mark, Ordering::Relaxed);
+        fence.pass().unwrap();
+        let after = tensor_id(&Tensor::new(0f32, &Device::Cpu).unwrap());
+        assert!(after > mark, "{after} <= {mark}");
     }
 }

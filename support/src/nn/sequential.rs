@@ -210,6 +210,7 @@ impl Sequential {
 
 impl Model for Sequential {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.params().fence()?;
         let mut x = x.clone();
         let mut i = 0;
         while i < self.layers.len() {

@@ -361,6 +361,7 @@ impl FineTuned {
 impl Model for FineTuned {
     /// `x`: activations entering block `from` (f16 or f32), `(N, C, H, W)`.
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.params().fence()?;
         if x.rank() != 4 {
             return Err(error(format!(
                 "FineTuned expects the activations entering block {} (N, C, H, W), got {:?}",
