@@ -7,8 +7,9 @@ nbconvert exits 0 when a Rust cell panics or returns `Err` (evcxr reports both a
 not as errors), so this runner checks every executed cell itself: any `error` output or any
 stderr stream fails the run, naming the notebook and the cell and printing what it said.
 The `support` crate writes nothing to stderr in normal operation, so stderr means trouble.
-Two more outputs fail a cell: a result that is the text `Figure(640x440)` (a figure that was not
-displayed as an image), and an absolute path of this machine (the repository, the home folder, the
+Three more outputs fail a cell: a result that is the text `Figure(640x440)` (a figure that was not
+displayed as an image), a bare `()` result (a cell ending in a loop or a call without `;`, which
+JupyterLab shows as `Out[n]: ()`), and an absolute path of this machine (the repository, the home folder, the
 temporary folder) in any text output: committed outputs must not carry the machine they ran on.
 After each cell the runner merges consecutive stream outputs (evcxr sends a message per line:
 one output per `println!`) and gives a result the cell's own execution count (evcxr numbers it
@@ -93,6 +94,8 @@ def check_cell(cell, index):
         plain = "".join(data.get("text/plain", "")).strip()
         if FIGURE_TEXT.match(plain) and "image/png" not in data:
             problems.append(f"the cell's result is the text `{plain}`, not an image: the figure was not displayed\n")
+        if plain == "()" and out.get("output_type") == "execute_result":
+            problems.append("the cell's result is a bare `()`: end its last statement with `;` or give it a value\n")
         for text in output_texts(out):
             for pattern in MACHINE_PATHS:
                 m = pattern.search(text)
@@ -152,13 +155,14 @@ SELFTEST_CASES = {
     "figure_text": ("shows `Figure(244x380)` as text", 'struct Figure;\nimpl std::fmt::Debug for Figure {\n'
                     '    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result { write!(f, "Figure(244x380)") }\n}\n'
                     'Figure'),
+    "unit": ("shows a bare `()`", 'for i in 0..2 {\n    println!("{i}");\n}'),
     "machine_path": ("prints this machine's path", 'println!("no checkpoint at {}", std::env::current_dir().unwrap().display());'),
 }
 
 
 def selftest(out_dir):
-    """The runner must fail a notebook whose cell panics, returns `Err`, shows a figure as text
-    or prints a machine path, and merge the streams of a passing one."""
+    """The runner must fail a notebook whose cell panics, returns `Err`, shows a figure as text or
+    a bare `()`, or prints a machine path, and merge the streams of a passing one."""
     here = pathlib.Path(__file__).resolve().parent.parent / "notebooks"
     cases = {name: src for name, (_, src) in SELFTEST_CASES.items()}
     out_dir.mkdir(parents=True, exist_ok=True)
