@@ -531,10 +531,6 @@ fn relu_inplace() -> Module {
     Module::leaf("ReLU(inplace=True)")
 }
 
-fn max_pool(p: Pool2d) -> Module {
-    Module::leaf(format!("MaxPool2d({p}, dilation=1, ceil_mode=False)"))
-}
-
 fn adaptive_pool(n: usize) -> Module {
     Module::leaf(format!("AdaptiveAvgPool2d(output_size=({n}, {n}))"))
 }
@@ -557,7 +553,7 @@ impl Plain {
             features.push(repr::conv(conv));
             features.push(relu_inplace());
             if *pool {
-                features.push(max_pool(self.pool));
+                features.push(repr::max_pool(self.pool));
             }
         }
         let mut classifier = Vec::new();
@@ -611,7 +607,7 @@ impl ResNet {
             .child("conv1", repr::conv(&self.stem.conv))
             .child("bn1", repr::batch_norm(&self.stem.bn))
             .child("relu", relu_inplace())
-            .child("maxpool", max_pool(Pool2d::new(3, 2, 1)));
+            .child("maxpool", repr::max_pool(Pool2d::new(3, 2, 1)));
         let mut blocks = self.blocks.iter();
         for (stage, &n) in self.layers.iter().enumerate() {
             let stage_blocks = blocks.by_ref().take(n).map(ResBlock::printed);
@@ -703,7 +699,7 @@ impl Inception3 {
         for (i, (name, s)) in stem.iter().zip(&self.stem).enumerate() {
             m = m.child(*name, s.printed());
             if i == 2 || i == 4 {
-                m = m.child(format!("maxpool{}", i / 2), max_pool(Pool2d::new(3, 2, 0)));
+                m = m.child(format!("maxpool{}", i / 2), repr::max_pool(Pool2d::new(3, 2, 0)));
             }
         }
         let names = ["5b", "5c", "5d", "6a", "6b", "6c", "6d", "6e", "7a", "7b", "7c"];
@@ -996,7 +992,6 @@ impl TorchvisionNet {
 
 impl Model for TorchvisionNet {
     fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
-        self.params().fence()?;
         self.check(x)?;
         match &self.net {
             Arch::Plain(m) => m.forward(x),

@@ -3,7 +3,7 @@
 //! level, as `torch.nn.Module.__repr__` writes them. [`Sequential`](super::Sequential) and the
 //! torchvision models build a [`Module`] tree and print it.
 
-use super::{BatchNorm2d, Conv2d, Linear};
+use super::{BatchNorm2d, Conv2d, Linear, Pool2d};
 use std::fmt;
 
 /// One module of a printed network: a leaf's whole text, or a container's class name with its
@@ -119,6 +119,11 @@ pub(crate) fn batch_norm(b: &BatchNorm2d) -> Module {
         py_float(b.eps),
         py_float(b.momentum)
     ))
+}
+
+/// `MaxPool2d(kernel_size=3, stride=2, padding=0, dilation=1, ceil_mode=False)`.
+pub(crate) fn max_pool(p: Pool2d) -> Module {
+    Module::leaf(format!("MaxPool2d({p}, dilation=1, ceil_mode=False)"))
 }
 
 /// `Dropout(p=0.5, inplace=False)`.

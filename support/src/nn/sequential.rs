@@ -36,7 +36,7 @@ impl std::fmt::Display for Layer {
             Layer::Flatten => write!(f, "Flatten(start_dim=1, end_dim=-1)"),
             Layer::Linear(l) => repr::linear(l).fmt(f),
             Layer::Conv2d(c) => repr::conv(c).fmt(f),
-            Layer::MaxPool2d(p) => write!(f, "MaxPool2d({p}, dilation=1, ceil_mode=False)"),
+            Layer::MaxPool2d(p) => repr::max_pool(*p).fmt(f),
             Layer::AvgPool2d(p) => write!(f, "AvgPool2d({p})"),
             Layer::ReLU => write!(f, "ReLU()"),
             Layer::Dropout(d) => repr::dropout(d.p).fmt(f),
