@@ -6,7 +6,7 @@ mod common;
 use support::candle::{DType, Device, Tensor};
 use support::models::{CifarModel, CifarNet};
 use support::nn::Model;
-use support::recipes::cifar::train_or_load;
+use support::recipes::cifar::{train_or_load, train_or_load_as};
 
 /// The network the notebook calls `name`.
 fn build(name: &str, seed: u64) -> support::Result<CifarNet> {
@@ -107,6 +107,71 @@ fn train_or_load_saves_then_resumes() {
         let _ = std::fs::remove_file(dir.join(format!("cifar10/{f}.safetensors")));
         let _ = std::fs::remove_file(dir.join(format!("cifar10/{f}.history.safetensors")));
     }
+}
+
+/// A network written elsewhere (a notebook cell) trains and loads as the library's model of the
+/// same name when its parameters match, and a loaded run is checked against its log: a
+/// different parameter layout or a different forward pass is an error that says which.
+#[test]
+fn a_network_written_elsewhere_shares_the_runs_of_its_name() {
+    let dir = runs_dir();
+    let ds = support::data::load_cifar10(&common::real_data(), false).unwrap().take(96).unwrap();
+    let train = support::data::DataLoader::new(ds.take(48).unwrap(), 16, true, 1).unwrap();
+    let val = support::data::DataLoader::new(
+        ds.select(&(48..96).collect::<Vec<u32>>()).unwrap(),
+        16,
+        false,
+        0,
+    )
+    .unwrap();
+    let trained = build("LeNet5", 0).unwrap();
+    let h = train_or_load(&trained, &train, &val, 1).unwrap();
+    // LeNet5 as the notebook's cell writes it.
+    let cell = support::nn::Sequential::new("LeNet5")
+        .conv2d(3, 6, 5, 1, 2)
+        .relu()
+        .max_pool2d(2, 2, 0)
+        .dropout(0.2)
+        .conv2d(6, 16, 5, 1, 0)
+        .relu()
+        .max_pool2d(2, 2, 0)
+        .dropout(0.2)
+        .flatten()
+        .linear(576, 120)
+        .relu()
+        .dropout(0.2)
+        .linear(120, 84)
+        .relu()
+        .dropout(0.2)
+        .linear(84, 10)
+        .build(3)
+        .unwrap();
+    let loaded = train_or_load_as(&cell, CifarModel::LeNet5, &train, &val, 1).unwrap();
+    assert_eq!(loaded.val_accuracy, h.val_accuracy);
+    let first = |m: &dyn Model| m.params().named()[0].1.as_tensor().flatten_all().unwrap();
+    assert_eq!(first(&cell).to_vec1::<f32>().unwrap(), first(&trained).to_vec1::<f32>().unwrap());
+
+    let fcn = build("FCN", 0).unwrap();
+    let err = train_or_load_as(&fcn, CifarModel::LeNet5, &train, &val, 1).unwrap_err().to_string();
+    assert!(err.contains("is not LeNet5") && err.contains("`0.weight` [6, 3, 5, 5]"), "{err}");
+
+    /// The same parameters with the logits' classes rolled by one: another forward pass.
+    struct Rolled(CifarNet);
+    impl Model for Rolled {
+        fn forward_t(&self, x: &Tensor, train: bool) -> support::Result<Tensor> {
+            let y = self.0.forward_t(x, train)?;
+            Tensor::cat(&[y.narrow(1, 1, 9)?, y.narrow(1, 0, 1)?], 1)
+        }
+        fn params(&self) -> &support::nn::Params {
+            self.0.params()
+        }
+    }
+    let rolled = Rolled(build("LeNet5", 0).unwrap());
+    let err =
+        train_or_load_as(&rolled, CifarModel::LeNet5, &train, &val, 1).unwrap_err().to_string();
+    assert!(err.contains("its forward pass is not the one that was trained"), "{err}");
+    let _ = std::fs::remove_file(dir.join("cifar10/LeNet5-1ep-48.safetensors"));
+    let _ = std::fs::remove_file(dir.join("cifar10/LeNet5-1ep-48.history.safetensors"));
 }
 
 /// The modern-recipe ResNet-20: BatchNorm after all 21 convolutions (784 conv biases out, 2 x 784

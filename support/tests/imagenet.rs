@@ -55,6 +55,31 @@ fn presets_match_torchvision_on_the_cat() {
     }
 }
 
+/// The transfer notebook's path: a 32x32 CIFAR-10 image upscaled by the AlexNet preset (32 -> 256
+/// bilinear, crop 224, ImageNet mean / std), as torchvision does to a PIL image.
+#[test]
+fn imagenet_preset_upscales_a_cifar_image_as_torchvision() {
+    // make_golden_imagenet.py, part 3: test image 5 (a frog), channel means and pixels (0,0,0)
+    // (1,100,50) (2,223,223) (0,150,120), torchvision 0.29 / Pillow 13.
+    let (means, pixels) = ([0.21549, -0.4531, -0.5574], [0.45081, 0.29272, -0.61926, 0.67343]);
+    let test = support::data::load_cifar10(&common::real_data(), false).unwrap();
+    let (frog, label) = test.get(5).unwrap();
+    assert_eq!(label, 6, "test image 5 is a frog");
+    let x = Preset::imagenet().apply(&support::data::to_rgb(&frog).unwrap()).unwrap();
+    assert_eq!(x.dims(), [3, 224, 224]);
+    let got: Vec<f32> = x.mean((1, 2)).unwrap().to_vec1().unwrap();
+    for (g, w) in got.iter().zip(means) {
+        close(*g, w, 0.01, "channel mean of the upscaled frog");
+    }
+    let at = |ch: usize, y: usize, xx: usize| {
+        x.get(ch).unwrap().get(y).unwrap().get(xx).unwrap().to_scalar::<f32>().unwrap()
+    };
+    for (g, w) in [at(0, 0, 0), at(1, 100, 50), at(2, 223, 223), at(0, 150, 120)].iter().zip(pixels)
+    {
+        close(*g, w, 0.06, "pixel of the upscaled frog");
+    }
+}
+
 #[test]
 fn class_names_are_torchvision_order() {
     let names = class_names();

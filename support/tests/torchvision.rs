@@ -202,3 +202,25 @@ fn printed_as_torchvision_prints_them() {
         assert_eq!(got.lines().count(), want.lines().count(), "{arch}");
     }
 }
+
+/// The maps the features are pooled from: AlexNet's `features` block gives the original's
+/// `[32, 256, 6, 6]` at 224 pixels (here a batch of 2), ResNet18's `layer4` 512 x 7 x 7, and
+/// the pooled features are those maps averaged.
+#[test]
+fn feature_maps_are_what_the_features_pool() {
+    let x = Tensor::rand(-1f32, 1., (2, 3, 224, 224), &Device::Cpu).unwrap();
+    let alexnet = TorchvisionNet::new(TorchvisionModel::AlexNet, &Device::Cpu).unwrap();
+    let maps = alexnet.feature_maps(&x).unwrap();
+    assert_eq!(maps.dims(), [2, 256, 6, 6]);
+    let pooled: Vec<f32> = maps.flatten_from(1).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let features: Vec<f32> =
+        alexnet.features(&x).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    assert_eq!(pooled, features, "AlexNet's avgpool is the identity at 224 pixels");
+    let resnet18 = TorchvisionNet::new(TorchvisionModel::ResNet18, &Device::Cpu).unwrap();
+    let maps = resnet18.feature_maps(&x).unwrap();
+    assert_eq!(maps.dims(), [2, 512, 7, 7]);
+    let mean: Vec<f32> = maps.mean((2, 3)).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let features: Vec<f32> =
+        resnet18.features(&x).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    assert_eq!(mean, features);
+}

@@ -244,12 +244,22 @@ impl EfficientNetLite {
     /// Runs blocks `from..` on `h` (the output of [`EfficientNetLite::stem_and_blocks`]`(x, from)`)
     /// then the head and the global average pool: `(N, 1280)`.
     pub fn features_from(&self, h: &Tensor, from: usize) -> Result<Tensor> {
+        self.maps_from(h, from)?.mean((2, 3))
+    }
+
+    /// The maps the features are pooled from: the head convolution's output after ReLU6,
+    /// `(N, 1280, 7, 7)` at 224 pixels.
+    pub fn feature_maps(&self, x: &Tensor) -> Result<Tensor> {
+        self.maps_from(&self.stem_and_blocks(x, self.blocks.len())?, self.blocks.len())
+    }
+
+    fn maps_from(&self, h: &Tensor, from: usize) -> Result<Tensor> {
         self.params.fence()?;
         let mut h = h.clone();
         for b in &self.blocks[from.min(self.blocks.len())..] {
             h = b.forward(&h)?;
         }
-        relu6(&self.head.forward_bn(&self.bn1, &h)?)?.mean((2, 3))
+        relu6(&self.head.forward_bn(&self.bn1, &h)?)
     }
 
     /// The parameters (and BatchNorm buffers) of blocks `from..` and of the head convolution, the

@@ -143,8 +143,8 @@ impl Plain {
         Ok(Plain { convs, pool: Pool2d::new(2, 2, 0), pooled: 7, classifier })
     }
 
-    /// `features` + the adaptive average pool, flattened (AlexNet: 9216, VGG16: 25088).
-    fn features(&self, x: &Tensor) -> Result<Tensor> {
+    /// `features`: the convolutions and their max pools (AlexNet at 224 pixels: 256 x 6 x 6).
+    fn feature_maps(&self, x: &Tensor) -> Result<Tensor> {
         let mut x = x.clone();
         for (conv, pool) in &self.convs {
             x = conv.forward_relu(&x)?;
@@ -152,7 +152,12 @@ impl Plain {
                 x = max_pool2d(&x, self.pool)?;
             }
         }
-        adaptive_avg_pool2d(&x, (self.pooled, self.pooled))?.flatten_from(1)
+        Ok(x)
+    }
+
+    /// `features` + the adaptive average pool, flattened (AlexNet: 9216, VGG16: 25088).
+    fn features(&self, x: &Tensor) -> Result<Tensor> {
+        adaptive_avg_pool2d(&self.feature_maps(x)?, (self.pooled, self.pooled))?.flatten_from(1)
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -280,12 +285,17 @@ impl ResNet {
         Ok(ResNet { stem, layers, blocks, fc })
     }
 
-    fn features(&self, x: &Tensor) -> Result<Tensor> {
+    /// The output of `layer4` (ResNet18 at 224 pixels: 512 x 7 x 7).
+    fn feature_maps(&self, x: &Tensor) -> Result<Tensor> {
         let mut x = max_pool2d(&self.stem.forward_relu(x)?, Pool2d::new(3, 2, 1))?;
         for blk in &self.blocks {
             x = blk.forward(&x)?;
         }
-        x.mean((2, 3))
+        Ok(x)
+    }
+
+    fn features(&self, x: &Tensor) -> Result<Tensor> {
+        self.feature_maps(x)?.mean((2, 3))
     }
 }
 
@@ -501,6 +511,11 @@ impl Inception3 {
     }
 
     fn features(&self, x: &Tensor) -> Result<Tensor> {
+        self.feature_maps(x)?.mean((2, 3))
+    }
+
+    /// The output of `Mixed_7c` (2048 x 8 x 8 at 299 pixels).
+    fn feature_maps(&self, x: &Tensor) -> Result<Tensor> {
         // transform_input: the pretrained weights expect (x - 0.5) / 0.5 on [0, 1] pixels; the
         // input comes normalised with ImageNet's mean/std, so re-map each channel.
         let (mean, std) = ([0.485f32, 0.456, 0.406], [0.229f32, 0.224, 0.225]);
@@ -519,7 +534,7 @@ impl Inception3 {
         for m in &self.mixed {
             x = m.forward(&x)?;
         }
-        x.mean((2, 3))
+        Ok(x)
     }
 }
 
@@ -974,6 +989,18 @@ impl TorchvisionNet {
             Arch::Plain(m) => m.features(x),
             Arch::ResNet(m) => m.features(x),
             Arch::Inception(m) => m.features(x),
+        }
+    }
+
+    /// The maps the features are pooled from, `(N, C, H, W)`: AlexNet's and VGG16's `features`
+    /// block (256 x 6 x 6 and 512 x 7 x 7 at 224 pixels, before `avgpool`), ResNet's `layer4`
+    /// (512 or 2048 x 7 x 7), Inception v3's `Mixed_7c` (2048 x 8 x 8 at 299 pixels).
+    pub fn feature_maps(&self, x: &Tensor) -> Result<Tensor> {
+        self.check(x)?;
+        match &self.net {
+            Arch::Plain(m) => m.feature_maps(x),
+            Arch::ResNet(m) => m.feature_maps(x),
+            Arch::Inception(m) => m.feature_maps(x),
         }
     }
 

@@ -5,12 +5,15 @@
 //! label smoothing) and saves the run in [`crate::env::runs_dir`]`/cifar10`, or loads it from
 //! there when an identical run was saved before (by the notebook, or by the `cifar_train`
 //! binary in the background): a five-hour notebook can be assembled from runs made separately.
+//! [`train_or_load_as`] does the same for a network written in a notebook cell that claims to be
+//! one of the library's: same parameter names and shapes, and a loaded run must reproduce its
+//! logged validation accuracy with the cell's forward pass.
 
 use crate::data::{CropFlip, DataLoader};
-use crate::models::cifar::{CifarNet, Recipe};
-use crate::nn::Model;
+use crate::models::cifar::{CifarModel, CifarNet, Recipe};
+use crate::nn::{Model, Params};
 use crate::optim::{Adam, OneCycle};
-use crate::train::{fit, FitOptions, History, Loss};
+use crate::train::{evaluate_model, fit, FitOptions, History, Loss};
 use crate::{error, Result};
 use std::path::Path;
 
@@ -36,7 +39,66 @@ pub fn train_or_load(
     val: &DataLoader,
     epochs: usize,
 ) -> Result<History> {
-    let kind = net.kind();
+    run(net.kind(), net, train, val, epochs)
+}
+
+/// [`train_or_load`] for a network written somewhere else (a notebook cell) that claims to be
+/// `kind`: its parameters must carry the names and shapes of `kind.build(..)`'s (an error
+/// names the first that differs), so the runs of one load into the other. When a finished run
+/// is loaded, `net` is evaluated on `val` and must reach the validation accuracy the run logged
+/// after its last epoch (within 0.002, a few images: the order of floating-point sums may
+/// differ between versions of the kernels); a different forward pass is an error that says so.
+/// The check costs one pass over `val`.
+pub fn train_or_load_as(
+    net: &dyn Model,
+    kind: CifarModel,
+    train: &DataLoader,
+    val: &DataLoader,
+    epochs: usize,
+) -> Result<History> {
+    same_parameters(net.params(), kind)?;
+    run(kind, net, train, val, epochs)
+}
+
+/// Checks that `params` has the names and shapes of the library's `kind`, in the same order.
+fn same_parameters(params: &Params, kind: CifarModel) -> Result<()> {
+    let reference = kind.build(0)?;
+    let shapes = |p: &Params| -> Vec<(String, Vec<usize>)> {
+        p.named().iter().chain(p.buffers()).map(|(n, v)| (n.clone(), v.dims().to_vec())).collect()
+    };
+    let (ours, theirs) = (shapes(params), shapes(reference.params()));
+    for (i, want) in theirs.iter().enumerate() {
+        let got = ours.get(i);
+        if got != Some(want) {
+            return Err(error(format!(
+                "this network is not {kind} as `support::models::cifar` builds it: its \
+                 parameter {} is {}, {kind}'s is `{}` {:?}; give the layers the original's names \
+                 and sizes, in the order the original creates them",
+                i + 1,
+                got.map_or("missing".to_string(), |(n, d)| format!("`{n}` {d:?}")),
+                want.0,
+                want.1
+            )));
+        }
+    }
+    if ours.len() > theirs.len() {
+        return Err(error(format!(
+            "this network has {} parameter tensors, {kind} has {}: `{}` is extra",
+            ours.len(),
+            theirs.len(),
+            ours[theirs.len()].0
+        )));
+    }
+    Ok(())
+}
+
+fn run(
+    kind: CifarModel,
+    net: &dyn Model,
+    train: &DataLoader,
+    val: &DataLoader,
+    epochs: usize,
+) -> Result<History> {
     let lr = kind.learning_rate();
     let recipe = match kind.recipe() {
         Recipe::Original => "",
@@ -47,20 +109,21 @@ pub fn train_or_load(
         Recipe::Original => kind.to_string(),
         Recipe::Modern => format!("{kind} (modern recipe)"),
     };
-    let history = run_or_load(&stem, net, train.num_samples(), epochs, |checkpoint| {
-        let mut optimizer = Adam::new(net.params().vars(), lr)?;
-        let opts = FitOptions::new(epochs).validate(val).checkpoint(checkpoint);
-        match kind.recipe() {
-            Recipe::Original => fit(net, train, &mut optimizer, Loss::CrossEntropy, opts),
-            Recipe::Modern => {
-                let crop_flip = CropFlip { pad: 4, fill: -1.0, flip: true };
-                let augmented = train.clone().with_augmentation(crop_flip);
-                let schedule = OneCycle::new(lr, epochs * augmented.num_batches());
-                let loss = Loss::CrossEntropyLabelSmoothing(0.1);
-                fit(net, &augmented, &mut optimizer, loss, opts.schedule(&schedule))
+    let history =
+        run_or_load(&stem, kind, net, (train.num_samples(), val), epochs, |checkpoint| {
+            let mut optimizer = Adam::new(net.params().vars(), lr)?;
+            let opts = FitOptions::new(epochs).validate(val).checkpoint(checkpoint);
+            match kind.recipe() {
+                Recipe::Original => fit(net, train, &mut optimizer, Loss::CrossEntropy, opts),
+                Recipe::Modern => {
+                    let crop_flip = CropFlip { pad: 4, fill: -1.0, flip: true };
+                    let augmented = train.clone().with_augmentation(crop_flip);
+                    let schedule = OneCycle::new(lr, epochs * augmented.num_batches());
+                    let loss = Loss::CrossEntropyLabelSmoothing(0.1);
+                    fit(net, &augmented, &mut optimizer, loss, opts.schedule(&schedule))
+                }
             }
-        }
-    })?;
+        })?;
     Ok(history.titled(&title))
 }
 
@@ -69,8 +132,9 @@ pub fn train_or_load(
 /// checkpoint.
 fn run_or_load(
     stem: &str,
-    net: &CifarNet,
-    images: usize,
+    kind: CifarModel,
+    net: &dyn Model,
+    (images, val): (usize, &DataLoader),
     epochs: usize,
     train: impl FnOnce(&Path) -> Result<History>,
 ) -> Result<History> {
@@ -82,11 +146,11 @@ fn run_or_load(
         net.params().load(&weights)?;
         let history = History::load(&hist)?;
         println!(
-            "(loaded the finished {epochs}-epoch run of {} on {images} images, {stem}.safetensors \
-             in the runs folder `env::runs_dir()`; its training log:)",
-            net.kind()
+            "(loaded the finished {epochs}-epoch run of {kind} on {images} images, \
+             {stem}.safetensors in the runs folder `env::runs_dir()`; its training log:)"
         );
         history.print_log();
+        check_loaded(net, val, &history, &weights)?;
         return Ok(history);
     }
     std::fs::create_dir_all(&dir).map_err(|e| {
@@ -102,3 +166,30 @@ fn run_or_load(
     std::fs::remove_file(&checkpoint).ok(); // the finished run above supersedes it
     Ok(history)
 }
+
+/// A loaded run must compute what it computed when it was trained: `net`'s accuracy on `val`
+/// against the log's last epoch.
+fn check_loaded(
+    net: &dyn Model,
+    val: &DataLoader,
+    history: &History,
+    weights: &Path,
+) -> Result<()> {
+    let Some(&logged) = history.val_accuracy.last() else {
+        return Err(error(format!("{} has an empty training log: delete it", weights.display())));
+    };
+    let (_, accuracy) = evaluate_model(net, val, Loss::CrossEntropy)?;
+    if (accuracy - logged).abs() > CHECK_TOLERANCE {
+        return Err(error(format!(
+            "with the weights of {} this network reaches validation accuracy {accuracy:.4}, the \
+             run logged {logged:.4}: its forward pass is not the one that was trained (or the \
+             validation set differs); fix the network, or delete the run to train it again",
+            weights.display()
+        )));
+    }
+    println!("(checked: validation accuracy {accuracy:.4} with these weights, {logged:.4} logged)");
+    Ok(())
+}
+
+/// How far a loaded run's validation accuracy may move from its log: 0.002, a few images.
+const CHECK_TOLERANCE: f64 = 0.002;

@@ -20,16 +20,19 @@ fn top_indices(v: &[f32], k: usize) -> Vec<usize> {
     idx
 }
 
-/// Prints a top-5 list as the original notebook: `name (padded to width) | confidence: 55.71%`.
+/// Prints a top-5 list as the original notebooks: `name | confidence: 55.71%`, the name cut to
+/// `width` characters and padded to them (35 for AlexNet and VGG, 65 for the others).
 pub fn print_top5(top: &[(usize, f32)], width: usize) {
     let names = class_names();
     for &(i, p) in top {
-        println!(
-            "{:<width$} | confidence: {:.2}%",
-            names.get(i).copied().unwrap_or("?"),
-            p * 100.0
-        );
+        let name = names.get(i).copied().unwrap_or("?");
+        println!("{:<width$} | confidence: {:.2}%", cut(name, width), p * 100.0);
     }
+}
+
+/// `name` cut to its first `width` characters (the original's top-5 column).
+fn cut(name: &str, width: usize) -> &str {
+    name.char_indices().nth(width).map_or(name, |(at, _)| &name[..at])
 }
 
 /// What [`evaluate`] measured.
@@ -168,5 +171,17 @@ fn duration(secs: f64) -> String {
         format!("{:.0} min", secs / 60.0)
     } else {
         format!("{:.1} h", secs / 3600.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_are_cut_to_the_column() {
+        // The original transfer notebook: "polecat, fitch, foulmart, foumart, " (35 characters).
+        let name = "polecat, fitch, foulmart, foumart, Mustela putorius";
+        assert_eq!(super::cut(name, 35), "polecat, fitch, foulmart, foumart, ");
+        assert_eq!(super::cut("tabby, tabby cat", 35), "tabby, tabby cat");
+        assert_eq!(super::cut("café crème", 4), "café");
     }
 }

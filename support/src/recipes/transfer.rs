@@ -77,10 +77,36 @@ impl Backbone {
         }
     }
 
+    /// The maps the features are pooled from, `(N, C, H, W)` (AlexNet at 224 pixels:
+    /// `[N, 256, 6, 6]`, what the original prints), see `TorchvisionNet::feature_maps`.
+    pub fn feature_maps(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Backbone::EfficientNet(m) => m.feature_maps(x),
+            Backbone::Torchvision(m) => m.feature_maps(x),
+        }
+    }
+
     fn device(&self) -> Device {
         match self {
             Backbone::EfficientNet(m) => m.device(),
             Backbone::Torchvision(m) => m.device(),
+        }
+    }
+}
+
+/// `print(model)`: a torchvision backbone prints PyTorch's text for it; EfficientNet-Lite, which
+/// the original does not have, prints one line.
+impl std::fmt::Display for Backbone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Backbone::EfficientNet(m) => write!(
+                f,
+                "EfficientNet-Lite{} ({} parameters, {} blocks, 1280 features)",
+                m.variant,
+                m.num_parameters(),
+                m.num_blocks()
+            ),
+            Backbone::Torchvision(m) => write!(f, "{m}"),
         }
     }
 }

@@ -30,6 +30,18 @@ impl History {
         }
     }
 
+    /// Median wall time per epoch in seconds: what an epoch costs when a few epochs of a long
+    /// run were slowed by something else on the machine (the mean counts them in full).
+    pub fn median_epoch_seconds(&self) -> f64 {
+        let mut t = self.epoch_seconds.clone();
+        t.sort_by(f64::total_cmp);
+        match t.len() {
+            0 => 0.0,
+            n if n % 2 == 1 => t[n / 2],
+            n => (t[n / 2 - 1] + t[n / 2]) / 2.0,
+        }
+    }
+
     /// The loss curves: training and validation loss per epoch (1..N), titled [`History::title`].
     pub fn plot(&self) -> Result<Figure> {
         let title =
@@ -142,5 +154,21 @@ impl History {
             Ok(fig) => fig.evcxr_display(),
             Err(e) => println!("cannot plot the history: {e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::History;
+
+    #[test]
+    fn median_epoch_ignores_a_few_slow_epochs() {
+        let mut h =
+            History { epoch_seconds: vec![10.0, 11.0, 95.0, 10.5, 12.0], ..Default::default() };
+        assert_eq!(h.median_epoch_seconds(), 11.0);
+        assert_eq!(h.seconds_per_epoch(), 27.7);
+        h.epoch_seconds.push(10.2);
+        assert_eq!(h.median_epoch_seconds(), (10.5 + 11.0) / 2.0);
+        assert_eq!(History::default().median_epoch_seconds(), 0.0);
     }
 }
