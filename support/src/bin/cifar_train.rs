@@ -8,9 +8,26 @@
 //! notebook's modern recipe, and so does `ResNet_BN` (`recipes::cifar::train_or_load` picks the
 //! recipe by the model).
 
+use std::time::Instant;
 use support::models::CifarModel;
 use support::recipes::cifar::train_or_load;
 use support::train::{print_overall_metrics, Loss};
+use support::{Device, Tensor};
+
+/// The shared host's speed at this moment: GFLOP/s of a 512 x 512 matmul (median of 21), printed
+/// before and after each model, so that a reader of the log can tell a slow window of the host
+/// from a slow model.
+fn host_speed() -> support::Result<f64> {
+    let a = Tensor::rand(-1f32, 1., (512, 512), &Device::Cpu)?;
+    let mut times = Vec::with_capacity(21);
+    for _ in 0..21 {
+        let t = Instant::now();
+        a.matmul(&a)?.sum_all()?.to_scalar::<f32>()?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(2.0 * 512f64.powi(3) / times[10] / 1e9)
+}
 
 fn main() -> support::Result<()> {
     let names: Vec<String> = std::env::args().skip(1).collect();
@@ -26,8 +43,10 @@ fn main() -> support::Result<()> {
     let (train, val, test) = support::data::cifar10_loaders(256, 42)?;
     for model in models {
         println!("=== {model}: {epochs} epochs ===");
+        println!("host speed before: {:.1} GFLOP/s (512 x 512 matmul)", host_speed()?);
         let net = model.build(0)?;
         train_or_load(&net, &train, &val, epochs)?;
+        println!("host speed after: {:.1} GFLOP/s", host_speed()?);
         print_overall_metrics(&net, [&train, &val, &test], Loss::CrossEntropy)?;
     }
     Ok(())
