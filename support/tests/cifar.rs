@@ -13,6 +13,19 @@ fn build(name: &str, seed: u64) -> support::Result<CifarNet> {
     name.parse::<CifarModel>()?.build(seed)
 }
 
+/// A shuffled training loader over the first `n_train` of `ds`'s images and a validation loader
+/// over the rest, both in batches of `batch`.
+fn split_loaders(
+    ds: &support::data::Dataset,
+    n_train: usize,
+    batch: usize,
+) -> (support::data::DataLoader, support::data::DataLoader) {
+    let rest: Vec<u32> = (n_train as u32..ds.len() as u32).collect();
+    let train = support::data::DataLoader::new(ds.take(n_train).unwrap(), batch, true, 1).unwrap();
+    let val = support::data::DataLoader::new(ds.select(&rest).unwrap(), batch, false, 0).unwrap();
+    (train, val)
+}
+
 /// One runs folder for this test process (tests run in parallel; each removes its own files).
 fn runs_dir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("support-runs-{}", std::process::id()));
@@ -73,14 +86,7 @@ fn wrong_image_size_is_a_clear_error() {
 fn train_or_load_saves_then_resumes() {
     let dir = runs_dir();
     let ds = support::data::load_cifar10(&common::real_data(), false).unwrap().take(96).unwrap();
-    let train = support::data::DataLoader::new(ds.take(64).unwrap(), 32, true, 1).unwrap();
-    let val = support::data::DataLoader::new(
-        ds.select(&(64..96).collect::<Vec<u32>>()).unwrap(),
-        32,
-        false,
-        0,
-    )
-    .unwrap();
+    let (train, val) = split_loaders(&ds, 64, 32);
     let a = build("LeNet5", 0).unwrap();
     let ha = train_or_load(&a, &train, &val, 1).unwrap();
     assert!(dir.join("cifar10/LeNet5-1ep-64.safetensors").exists());
@@ -116,36 +122,11 @@ fn train_or_load_saves_then_resumes() {
 fn a_network_written_elsewhere_shares_the_runs_of_its_name() {
     let dir = runs_dir();
     let ds = support::data::load_cifar10(&common::real_data(), false).unwrap().take(96).unwrap();
-    let train = support::data::DataLoader::new(ds.take(48).unwrap(), 16, true, 1).unwrap();
-    let val = support::data::DataLoader::new(
-        ds.select(&(48..96).collect::<Vec<u32>>()).unwrap(),
-        16,
-        false,
-        0,
-    )
-    .unwrap();
+    let (train, val) = split_loaders(&ds, 48, 16);
     let trained = build("LeNet5", 0).unwrap();
     let h = train_or_load(&trained, &train, &val, 1).unwrap();
-    // LeNet5 as the notebook's cell writes it.
-    let cell = support::nn::Sequential::new("LeNet5")
-        .conv2d(3, 6, 5, 1, 2)
-        .relu()
-        .max_pool2d(2, 2, 0)
-        .dropout(0.2)
-        .conv2d(6, 16, 5, 1, 0)
-        .relu()
-        .max_pool2d(2, 2, 0)
-        .dropout(0.2)
-        .flatten()
-        .linear(576, 120)
-        .relu()
-        .dropout(0.2)
-        .linear(120, 84)
-        .relu()
-        .dropout(0.2)
-        .linear(84, 10)
-        .build(3)
-        .unwrap();
+    // LeNet5 as the notebook's cell writes it: a `Sequential`, not a `CifarNet`, another seed.
+    let cell = support::models::cifar::lenet5(3).unwrap();
     let loaded = train_or_load_as(&cell, CifarModel::LeNet5, &train, &val, 1).unwrap();
     assert_eq!(loaded.val_accuracy, h.val_accuracy);
     let first = |m: &dyn Model| m.params().named()[0].1.as_tensor().flatten_all().unwrap();
@@ -230,14 +211,7 @@ fn inception_bn_and_the_modern_recipe() {
         .unwrap()
         .normalize(0.5, 0.5)
         .unwrap();
-    let train = support::data::DataLoader::new(ds.take(64).unwrap(), 32, true, 1).unwrap();
-    let val = support::data::DataLoader::new(
-        ds.select(&(64..96).collect::<Vec<u32>>()).unwrap(),
-        32,
-        false,
-        0,
-    )
-    .unwrap();
+    let (train, val) = split_loaders(&ds, 64, 32);
     let a = build("Inception_BN", 0).unwrap();
     let h = train_or_load(&a, &train, &val, 2).unwrap();
     assert!(h.train_loss.iter().all(|l| l.is_finite()) && h.val_accuracy.len() == 2);
